@@ -1,0 +1,64 @@
+//! The `xbn` command line: `xbn train`, `xbn eval`.
+
+mod eval;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::DataLocator;
+
+/// xbn: estimation shift of batch normalization — XBNBlock networks on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "xbn", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a network (ResNet with or without XBNBlocks) and score it on the test set.
+    Train(train::TrainArgs),
+    /// Score the weights of a finished run on its test set, in inference mode.
+    Eval(eval::EvalArgs),
+}
+
+/// Where datasets are read from.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Folder holding the dataset files (or a sub-folder named after the dataset).
+    /// Searched first, then $XBN_DATA, then /usr/share/datasets/fashion-mnist (Debian
+    /// package dataset-fashion-mnist), then the download cache (~/.cache/xbn).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Never download: fail if the data is not found locally.
+    #[arg(long)]
+    pub no_download: bool,
+}
+
+impl DataArgs {
+    /// The locator these options describe.
+    pub fn locator(&self) -> DataLocator {
+        DataLocator::new(self.data_dir.clone()).with_download(!self.no_download)
+    }
+}
+
+/// Runs the command line; returns the process exit code (0 success, 1 failure).
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `xbn train`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::DataArgs;
+use crate::blocks::{Placement, ShortcutKind};
+use crate::data::DatasetKind;
+use crate::device::BackendKind;
+use crate::models::ModelName;
+use crate::norm::NormConfig;
+use crate::train::{RunOptions, Schedule, TrainConfig, train};
+
+/// Learning-rate schedule names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// Constant rate.
+    Constant,
+    /// Multiply by --gamma every --step-size epochs (StepLR).
+    Step,
+    /// Multiply by --gamma at each of --milestones (MultiStepLR).
+    Multistep,
+    /// Cosine annealing from --lr to --eta-min over the epochs (CosineAnnealingLR).
+    Cosine,
+}
+
+/// Options of `xbn train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset.
+    #[arg(long, value_enum, default_value = "fashion-mnist")]
+    pub dataset: DatasetKind,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Architecture: resnet20, resnet32, resnet44, resnet56, resnet110 (CIFAR ResNets),
+    /// resnet18-cifar, resnet34-cifar, resnet50-cifar.
+    #[arg(long, default_value = "resnet20")]
+    pub model: ModelName,
+    /// Norm placement: bn (baseline), xbn-p1, xbn-p2 (the paper's XBNBlock), xbn-p3, all.
+    #[arg(long, value_enum, default_value = "xbn-p2")]
+    pub norm_plan: Placement,
+    /// The batch-free norm of the XBN placements: gn[:GROUPS], ln, in or none. Groups are
+    /// clamped to the channel count (the authors' rule).
+    #[arg(long, default_value = "gn:64")]
+    pub bfn: NormConfig,
+    /// Shortcut of the blocks that change shape: a (zero-padding, CIFAR ResNets' default)
+    /// or b (1×1 conv + BN). Default: the architecture's own.
+    #[arg(long, value_enum)]
+    pub shortcut: Option<ShortcutKind>,
+    /// Number of epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// SGD momentum (dampening 0, as PyTorch).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: ScheduleKind,
+    /// Epochs between decays (step schedule).
+    #[arg(long, default_value_t = 30)]
+    pub step_size: usize,
+    /// Epochs at which the rate decays (multistep; default: 50% and 75% of the epochs).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Vec<usize>,
+    /// Decay factor (step and multistep).
+    #[arg(long, default_value_t = 0.1)]
+    pub gamma: f64,
+    /// Final learning rate (cosine).
+    #[arg(long, default_value_t = 0.0)]
+    pub eta_min: f64,
+    /// Seed of the weights, the data order and the augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train without augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Train on the first N training images only.
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Test on the first N test images only.
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendKind,
+    /// Run directory (default: runs/<dataset>-<model>-<plan>-seed<seed>).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Continue the run in --output from its last checkpoint (its config.json wins over
+    /// the options given now, except a larger --epochs).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl TrainArgs {
+    /// The run configuration these options describe.
+    pub fn config(&self) -> TrainConfig {
+        let mut config = TrainConfig::new(self.dataset, self.model, self.norm_plan, self.bfn.clone());
+        if let Some(shortcut) = self.shortcut {
+            config = config.with_shortcut(shortcut);
+        }
+        config.epochs = self.epochs;
+        config.batch_size = self.batch_size;
+        config.lr = self.lr;
+        config.momentum = self.momentum;
+        config.weight_decay = self.weight_decay;
+        config.schedule = match self.schedule {
+            ScheduleKind::Constant => Schedule::Constant,
+            ScheduleKind::Step => Schedule::Step {
+                step_size: self.step_size,
+                gamma: self.gamma,
+            },
+            ScheduleKind::Multistep => Schedule::MultiStep {
+                milestones: if self.milestones.is_empty() {
+                    vec![self.epochs / 2, self.epochs * 3 / 4]
+                } else {
+                    self.milestones.clone()
+                },
+                gamma: self.gamma,
+            },
+            ScheduleKind::Cosine => Schedule::Cosine {
+                t_max: None,
+                eta_min: self.eta_min,
+            },
+        };
+        config.seed = self.seed;
+        if self.no_augment {
+            config.augmentation = None;
+        }
+        config.train_limit = self.train_limit;
+        config.test_limit = self.test_limit;
+        config.backend = self.backend;
+        config
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> PathBuf {
+        self.output.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!(
+                "{}-{}-{}-seed{}",
+                self.dataset, self.model, self.norm_plan, self.seed
+            ))
+        })
+    }
+}
+
+pub(super) fn run(args: TrainArgs) -> Result<(), crate::Error> {
+    let config = args.config();
+    let options = RunOptions {
+        run_dir: args.run_dir(),
+        resume: args.resume,
+        locator: args.data.locator(),
+    };
+    let summary = train(&config, &options)?;
+    if let Some(last) = summary.epochs.last() {
+        println!(
+            "last epoch: {:.1} s training ({:.0} images/s), test accuracy {:.2} %",
+            last.train_seconds, last.train_images_per_second, last.test_accuracy
+        );
+    }
+    println!(
+        "final test accuracy (inference mode): {:.2} % ({} / {}), loss {:.4}",
+        summary.test.accuracy, summary.test.correct, summary.test.num_images, summary.test.loss
+    );
+    println!("run directory: {}", summary.run_dir.display());
+    Ok(())
+}

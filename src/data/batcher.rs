@@ -1,0 +1,201 @@
+//! Turning image items into normalised, optionally augmented tensor batches.
+
+use std::sync::{Arc, Mutex};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::{DatasetKind, ImageDataset, ImageItem};
+
+/// Training-time augmentation, applied to the raw bytes before normalisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Augmentation {
+    /// Random crop of the original size from the image zero-padded by this many pixels on
+    /// each side (torchvision `RandomCrop(size, padding)`, fill 0); 0 disables it.
+    pub crop_padding: usize,
+    /// Mirror left–right with probability 0.5 (`RandomHorizontalFlip`).
+    pub horizontal_flip: bool,
+}
+
+impl Augmentation {
+    /// The standard recipe: 4-pixel-padded random crop for every dataset, plus horizontal
+    /// flips for CIFAR (digits and the 28×28 Fashion-MNIST set are not flipped).
+    pub fn standard(kind: DatasetKind) -> Self {
+        Self {
+            crop_padding: 4,
+            horizontal_flip: matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100),
+        }
+    }
+}
+
+/// A batch of images and labels.
+#[derive(Clone, Debug)]
+pub struct ImageBatch {
+    /// Normalised images `[N, C, H, W]`, `(x / 255 − mean_c) / std_c`.
+    pub images: Tensor<4>,
+    /// Class indices `[N]`.
+    pub targets: Tensor<1, Int>,
+}
+
+/// Builds [`ImageBatch`]es: per-channel mean/std normalisation and, for training, seeded
+/// augmentation.
+///
+/// The random state lives in the batcher and is advanced batch after batch, so a loader
+/// with at most one worker produces the same augmented batches for the same seed.
+#[derive(Debug)]
+pub struct ImageBatcher {
+    shape: [usize; 3],
+    /// `lut[c][v]` = normalised value of byte `v` in channel `c`.
+    lut: Vec<[f32; 256]>,
+    augmentation: Option<Augmentation>,
+    rng: Mutex<StdRng>,
+}
+
+impl ImageBatcher {
+    /// A batcher for images `shape = [C, H, W]` with per-channel `mean` and `std` (in
+    /// `[0, 1]` units; one value is broadcast to every channel).
+    ///
+    /// # Panics
+    /// If `mean`/`std` have neither 1 nor `C` values, or a std is not positive.
+    pub fn new(shape: [usize; 3], mean: &[f32], std: &[f32]) -> Self {
+        let c = shape[0];
+        assert!(
+            (mean.len() == 1 || mean.len() == c) && (std.len() == 1 || std.len() == c),
+            "mean/std need 1 or {c} values"
+        );
+        assert!(std.iter().all(|&s| s > 0.0), "std must be positive");
+        let lut = (0..c)
+            .map(|ch| {
+                let m = mean[ch.min(mean.len() - 1)];
+                let s = std[ch.min(std.len() - 1)];
+                std::array::from_fn(|v| (v as f32 / 255.0 - m) / s)
+            })
+            .collect();
+        Self {
+            shape,
+            lut,
+            augmentation: None,
+            rng: Mutex::new(StdRng::seed_from_u64(0)),
+        }
+    }
+
+    /// The normalising batcher of a dataset (its [`DatasetKind::mean`] and
+    /// [`DatasetKind::std`]).
+    pub fn for_dataset(kind: DatasetKind) -> Self {
+        Self::new(kind.image_shape(), kind.mean(), kind.std())
+    }
+
+    /// Adds training augmentation, seeded with `seed`.
+    pub fn with_augmentation(mut self, augmentation: Augmentation, seed: u64) -> Self {
+        self.augmentation = Some(augmentation);
+        self.rng = Mutex::new(StdRng::seed_from_u64(seed));
+        self
+    }
+
+    fn write_image(&self, item: &ImageItem, out: &mut Vec<f32>, rng: &mut Option<&mut StdRng>) {
+        let [c, h, w] = self.shape;
+        let (dy, dx, flip, pad) = match (&self.augmentation, rng) {
+            (Some(a), Some(rng)) => {
+                let p = a.crop_padding;
+                let dy = rng.random_range(0..=2 * p);
+                let dx = rng.random_range(0..=2 * p);
+                let flip = a.horizontal_flip && rng.random_bool(0.5);
+                (dy, dx, flip, p)
+            }
+            _ => (0, 0, false, 0),
+        };
+        for ch in 0..c {
+            let lut = &self.lut[ch];
+            let plane = &item.pixels[ch * h * w..(ch + 1) * h * w];
+            for y in 0..h {
+                // Row y of the crop is row y + dy of the padded image = row y + dy - pad.
+                let sy = (y + dy).checked_sub(pad).filter(|&r| r < h);
+                for x in 0..w {
+                    let xx = if flip { w - 1 - x } else { x };
+                    let sx = (xx + dx).checked_sub(pad).filter(|&col| col < w);
+                    let v = match (sy, sx) {
+                        (Some(r), Some(col)) => plane[r * w + col],
+                        _ => 0,
+                    };
+                    out.push(lut[v as usize]);
+                }
+            }
+        }
+    }
+}
+
+impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
+    fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
+        let [c, h, w] = self.shape;
+        let n = items.len();
+        let mut pixels = Vec::with_capacity(n * c * h * w);
+        let mut guard = self
+            .augmentation
+            .as_ref()
+            .map(|_| self.rng.lock().unwrap_or_else(|p| p.into_inner()));
+        for item in &items {
+            let mut rng = guard.as_deref_mut();
+            self.write_image(item, &mut pixels, &mut rng);
+        }
+        let labels: Vec<i64> = items.iter().map(|i| i.label as i64).collect();
+        ImageBatch {
+            images: Tensor::from_data(TensorData::new(pixels, [n, c, h, w]), device),
+            targets: Tensor::from_data(TensorData::new(labels, [n]), device),
+        }
+    }
+}
+
+/// A training loader: shuffled with `seed`, augmented with `augmentation` (seeded from
+/// `seed` too), batches created on the **autodiff** version of `device`.
+///
+/// Batches must live on an autodiff device: Burn runs a norm in training mode only when
+/// its input is on one (a batch on a plain device would silently make every BatchNorm use
+/// its running estimates and never update them).
+pub fn train_loader(
+    dataset: ImageDataset,
+    kind: DatasetKind,
+    augmentation: Option<Augmentation>,
+    batch_size: usize,
+    seed: u64,
+    device: &Device,
+) -> Arc<dyn DataLoader<ImageBatch>> {
+    let mut batcher = ImageBatcher::for_dataset(kind);
+    if let Some(a) = augmentation {
+        batcher = batcher.with_augmentation(a, seed);
+    }
+    let device = if device.is_autodiff() {
+        device.clone()
+    } else {
+        device.clone().autodiff()
+    };
+    DataLoaderBuilder::new(batcher)
+        .batch_size(batch_size)
+        .shuffle(seed)
+        .num_workers(1)
+        .set_device(device)
+        .build(dataset)
+}
+
+/// An evaluation loader: in order, no augmentation, batches on the plain (non-autodiff)
+/// version of `device`.
+pub fn eval_loader(
+    dataset: ImageDataset,
+    kind: DatasetKind,
+    batch_size: usize,
+    device: &Device,
+) -> Arc<dyn DataLoader<ImageBatch>> {
+    let device = if device.is_autodiff() {
+        device.clone().inner()
+    } else {
+        device.clone()
+    };
+    DataLoaderBuilder::new(ImageBatcher::for_dataset(kind))
+        .batch_size(batch_size)
+        .num_workers(1)
+        .set_device(device)
+        .build(dataset)
+}

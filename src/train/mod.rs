@@ -1,0 +1,114 @@
+//! Training and evaluation.
+//!
+//! - [`train`]: a run with burn-train's `Learner` (progress display, loss/accuracy/lr
+//!   metrics, checkpoints every epoch, resume), writing a run directory
+//!   (see [`files`]).
+//! - [`evaluate`]: top-1 accuracy and loss in inference mode.
+//! - [`Schedule`] / [`EpochLrScheduler`]: step, multistep and cosine schedules per epoch.
+//! - [`ImageClassifier`] and [`impl_classifier_steps!`](crate::impl_classifier_steps):
+//!   plug your own network into the trainer.
+
+mod config;
+mod evaluate;
+mod metrics_csv;
+mod run;
+mod schedule;
+mod step;
+
+pub use config::TrainConfig;
+pub use evaluate::{EvalResult, evaluate, evaluate_loader};
+pub use metrics_csv::{CSV_HEADER, EpochCsvLogger, EpochRow, read_metrics};
+pub use run::{RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_datasets, sgd, train};
+pub use schedule::{EpochLrScheduler, Schedule};
+pub use step::{ImageClassifier, classification_output};
+
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::CheckpointError;
+use crate::data::DataError;
+use crate::models::ModelError;
+
+/// Errors raised by training and evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The asked-for backend is not compiled into this build.
+    #[error("backend {backend} is not compiled into this build of xbn: rebuild with `--features {feature}`")]
+    BackendNotCompiled {
+        /// Backend name.
+        backend: String,
+        /// Cargo feature that enables it.
+        feature: &'static str,
+    },
+    /// A training setting is out of range.
+    #[error("invalid training configuration: {0}")]
+    InvalidConfig(String),
+    /// The run directory already holds a run.
+    #[error("{dir} already holds a run; pass --resume to continue it, or choose another --output")]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// `--resume` on a directory without a run.
+    #[error("nothing to resume in {dir}: it has no config.json (start the run without --resume)")]
+    NothingToResume {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A directory that is not a run directory.
+    #[error("{dir} is not an xbn run directory (no config.json); pass the --output folder of `xbn train`")]
+    NotARun {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A `config.json` that cannot be parsed.
+    #[error("{path}: not a valid xbn run configuration ({reason})")]
+    BadConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// Parser message.
+        reason: String,
+    },
+    /// A file of the run directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A batch could not be loaded.
+    #[error("loading a batch failed: {0}")]
+    Batch(String),
+    /// burn-train reported an error.
+    #[error("training failed: {0}")]
+    Learner(String),
+    /// Training was stopped before its last epoch.
+    #[error("training was interrupted; continue it with `xbn train --resume --output {dir}`", dir = .dir.display())]
+    Interrupted {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// The model could not be built or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The data could not be found or read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Weights could not be saved or loaded.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// [`crate::fsutil::write_atomic`] with the error naming `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    crate::fsutil::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
+}
