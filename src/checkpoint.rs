@@ -17,7 +17,9 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The checkpoint file does not exist.
-    #[error("checkpoint {path} does not exist; pass the model.safetensors of a finished run (or its run directory)")]
+    #[error(
+        "checkpoint {path} does not exist; pass the model.safetensors of a finished run (or its run directory)"
+    )]
     NotFound {
         /// The path asked for.
         path: PathBuf,

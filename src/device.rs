@@ -8,7 +8,9 @@
 use burn::tensor::Device;
 
 /// A backend the command line can ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Burn's portable multi-threaded CPU backend (feature `flex`, the default).

@@ -57,7 +57,11 @@ fn check_against(ds: &ImageDataset, exp: &Value, files: &[&str]) {
                 } else {
                     (0, pos[0], pos[1])
                 };
-                assert_eq!(item.pixels[ch * h * w + r * w + k] as usize, value, "{file} image {index} at {pos:?}");
+                assert_eq!(
+                    item.pixels[ch * h * w + r * w + k] as usize,
+                    value,
+                    "{file} image {index} at {pos:?}"
+                );
             }
             index += 1;
         }
@@ -103,7 +107,10 @@ fn idx_reader_reads_gzip_and_raw_files() {
 }
 
 fn write(path: &Path, bytes: &[u8]) {
-    std::fs::File::create(path).unwrap().write_all(bytes).unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
 }
 
 fn idx_images(n: u32, rows: u32, cols: u32) -> Vec<u8> {
@@ -132,7 +139,17 @@ fn idx_errors_name_the_file() {
     // Labels file where images are expected: wrong magic.
     write(&p, &idx_labels(&[1, 2, 3]));
     let e = idx::read_images(&p).unwrap_err();
-    assert!(matches!(e, DataError::WrongMagic { found: 0x0801, expected: 0x0803, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DataError::WrongMagic {
+                found: 0x0801,
+                expected: 0x0803,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("train-images-idx3-ubyte"), "{e}");
 
     // Truncated: header says 4 images, only 3 present.
@@ -147,16 +164,25 @@ fn idx_errors_name_the_file() {
     let mut bytes = idx_images(1, 28, 28);
     bytes.extend([0, 0, 0]);
     write(&p, &bytes);
-    assert!(matches!(idx::read_images(&p).unwrap_err(), DataError::Malformed { .. }));
+    assert!(matches!(
+        idx::read_images(&p).unwrap_err(),
+        DataError::Malformed { .. }
+    ));
 
     // Corrupt gzip.
     let gz = tmp.path().join("x.gz");
     write(&gz, &[0x1f, 0x8b, 8, 0, 1, 2, 3]);
-    assert!(matches!(idx::read_maybe_gzip(&gz).unwrap_err(), DataError::Malformed { .. }));
+    assert!(matches!(
+        idx::read_maybe_gzip(&gz).unwrap_err(),
+        DataError::Malformed { .. }
+    ));
 
     // Missing file.
     let e = idx::read_labels(&tmp.path().join("nope")).unwrap_err();
-    assert!(matches!(e, DataError::Io { .. }) && e.to_string().contains("nope"), "{e}");
+    assert!(
+        matches!(e, DataError::Io { .. }) && e.to_string().contains("nope"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -167,11 +193,24 @@ fn idx_dataset_errors() {
     write(&d.join("t10k-images-idx3-ubyte"), &idx_images(2, 28, 28));
     write(&d.join("t10k-labels-idx1-ubyte"), &idx_labels(&[1, 2, 3]));
     let e = ImageDataset::load(DatasetKind::Mnist, Split::Test, d).unwrap_err();
-    assert!(matches!(e, DataError::CountMismatch { num_images: 2, num_labels: 3, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DataError::CountMismatch {
+                num_images: 2,
+                num_labels: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // Wrong image size for MNIST.
     write(&d.join("t10k-images-idx3-ubyte"), &idx_images(3, 32, 32));
     let e = ImageDataset::load(DatasetKind::Mnist, Split::Test, d).unwrap_err();
-    assert!(matches!(e, DataError::Malformed { .. }) && e.to_string().contains("32×32"), "{e}");
+    assert!(
+        matches!(e, DataError::Malformed { .. }) && e.to_string().contains("32×32"),
+        "{e}"
+    );
     // Label out of range.
     write(&d.join("t10k-images-idx3-ubyte"), &idx_images(3, 28, 28));
     write(&d.join("t10k-labels-idx1-ubyte"), &idx_labels(&[1, 2, 10]));
@@ -190,7 +229,10 @@ fn cifar_errors_name_the_file() {
     write(&p, &vec![1u8; 2 * 3073 - 1]);
     let e = cifar::read_file(&p, cifar::CifarKind::Cifar10).unwrap_err();
     assert!(matches!(e, DataError::Malformed { .. }), "{e}");
-    assert!(e.to_string().contains("data_batch_1.bin") && e.to_string().contains("3073"), "{e}");
+    assert!(
+        e.to_string().contains("data_batch_1.bin") && e.to_string().contains("3073"),
+        "{e}"
+    );
     // A CIFAR-100 file read as CIFAR-10 is mis-sized.
     write(&p, &vec![1u8; 3 * 3074]);
     assert!(cifar::read_file(&p, cifar::CifarKind::Cifar10).is_err());
@@ -219,14 +261,20 @@ fn locator_search_order_and_offline_error() {
         download: false,
         mirror: None,
     };
-    assert_eq!(locator.locate(DatasetKind::Cifar10).unwrap(), fixture("cifar10"));
+    assert_eq!(
+        locator.locate(DatasetKind::Cifar10).unwrap(),
+        fixture("cifar10")
+    );
     // The command-line folder comes before $XBN_DATA.
     let locator = DataLocator {
         data_dir: Some(empty.clone()),
         env_dir: Some(fixture("fashion-mnist")),
         ..locator
     };
-    assert_eq!(locator.locate(DatasetKind::FashionMnist).unwrap(), fixture("fashion-mnist"));
+    assert_eq!(
+        locator.locate(DatasetKind::FashionMnist).unwrap(),
+        fixture("fashion-mnist")
+    );
 
     // Nothing anywhere and downloading disabled: a clear error.
     let offline = DataLocator {
@@ -240,7 +288,14 @@ fn locator_search_order_and_offline_error() {
     let e = offline.locate(DatasetKind::FashionMnist).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DataError::NotFound { .. }));
-    for needle in ["fashion-mnist", "apt-get install dataset-fashion-mnist", "--data-dir", "XBN_DATA", "--no-download", "train-images-idx3-ubyte"] {
+    for needle in [
+        "fashion-mnist",
+        "apt-get install dataset-fashion-mnist",
+        "--data-dir",
+        "XBN_DATA",
+        "--no-download",
+        "train-images-idx3-ubyte",
+    ] {
         assert!(msg.contains(needle), "missing {needle:?} in: {msg}");
     }
 
@@ -250,9 +305,19 @@ fn locator_search_order_and_offline_error() {
         mirror: Some("http://127.0.0.1:9/".into()),
         ..offline
     };
-    let msg = unreachable.locate(DatasetKind::Mnist).unwrap_err().to_string();
-    assert!(msg.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz"), "{msg}");
-    assert!(!tmp.path().join("cache/mnist/train-images-idx3-ubyte.gz").exists());
+    let msg = unreachable
+        .locate(DatasetKind::Mnist)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz"),
+        "{msg}"
+    );
+    assert!(
+        !tmp.path()
+            .join("cache/mnist/train-images-idx3-ubyte.gz")
+            .exists()
+    );
 }
 
 #[test]
@@ -289,7 +354,8 @@ fn augmentation_is_a_padded_crop_and_a_flip() {
         crop_padding: 2,
         horizontal_flip: true,
     };
-    let batcher = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug.clone(), 7);
+    let batcher =
+        ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug.clone(), 7);
     let items = vec![item(pixels.clone(), 0); 64];
     let out = to_vec(batcher.batch(items.clone(), &device).images);
     let mut saw_flip = false;
@@ -297,27 +363,31 @@ fn augmentation_is_a_padded_crop_and_a_flip() {
     for img in out.chunks(h * w) {
         let img: Vec<u8> = img.iter().map(|&v| v.round() as u8).collect();
         // Every output must be some (dy, dx, flip) crop of the zero-padded image.
-        let found = (0..=4).flat_map(|dy| (0..=4).flat_map(move |dx| [(dy, dx, false), (dy, dx, true)])).find(|&(dy, dx, flip)| {
-            (0..h).all(|y| {
-                (0..w).all(|x| {
-                    let xx = if flip { w - 1 - x } else { x };
-                    let (sy, sx) = (y as isize + dy as isize - 2, xx as isize + dx as isize - 2);
-                    let v = if (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx) {
-                        pixels[sy as usize * w + sx as usize]
-                    } else {
-                        0
-                    };
-                    img[y * w + x] == v
+        let found = (0..=4)
+            .flat_map(|dy| (0..=4).flat_map(move |dx| [(dy, dx, false), (dy, dx, true)]))
+            .find(|&(dy, dx, flip)| {
+                (0..h).all(|y| {
+                    (0..w).all(|x| {
+                        let xx = if flip { w - 1 - x } else { x };
+                        let (sy, sx) =
+                            (y as isize + dy as isize - 2, xx as isize + dx as isize - 2);
+                        let v = if (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx) {
+                            pixels[sy as usize * w + sx as usize]
+                        } else {
+                            0
+                        };
+                        img[y * w + x] == v
+                    })
                 })
-            })
-        });
+            });
         let (dy, dx, flip) = found.expect("output is a padded crop, maybe flipped");
         saw_flip |= flip;
         saw_shift |= (dy, dx) != (2, 2);
     }
     assert!(saw_flip && saw_shift);
     // Seeded: the same seed gives the same batch, another seed another one.
-    let again = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug.clone(), 7);
+    let again =
+        ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug.clone(), 7);
     assert_eq!(to_vec(again.batch(items.clone(), &device).images), out);
     let other = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug, 8);
     assert_ne!(to_vec(other.batch(items, &device).images), out);
@@ -328,11 +398,15 @@ fn augmentation_is_a_padded_crop_and_a_flip() {
 
 #[test]
 fn training_batches_are_on_the_autodiff_device_and_train_batch_norm() {
-    let dataset = ImageDataset::load(DatasetKind::Cifar10, Split::Train, &fixture("cifar10")).unwrap();
+    let dataset =
+        ImageDataset::load(DatasetKind::Cifar10, Split::Train, &fixture("cifar10")).unwrap();
     let device = Device::flex();
     let loader = train_loader(dataset.clone(), DatasetKind::Cifar10, None, 4, 0, &device);
     let batch = loader.iter().next().unwrap().unwrap();
-    assert!(batch.images.device().is_autodiff(), "training batches must be on the autodiff device");
+    assert!(
+        batch.images.device().is_autodiff(),
+        "training batches must be on the autodiff device"
+    );
 
     // A BatchNorm network fed this batch runs in training mode: running statistics move.
     let model = xbn::models::ResNetConfig::cifar(8)
@@ -341,7 +415,11 @@ fn training_batches_are_on_the_autodiff_device_and_train_batch_norm() {
         .unwrap();
     let before = running_mean(&model);
     let _ = model.forward(batch.images.clone());
-    assert_ne!(running_mean(&model.valid()), before, "BN did not train on a training batch");
+    assert_ne!(
+        running_mean(&model.valid()),
+        before,
+        "BN did not train on a training batch"
+    );
 
     // Evaluation batches are plain: BN uses its estimates and leaves them alone.
     let loader = eval_loader(dataset, DatasetKind::Cifar10, 4, &device.clone().autodiff());
@@ -360,7 +438,8 @@ fn running_mean(model: &xbn::models::ResNet) -> Vec<f32> {
 
 #[test]
 fn subsets_and_limits() {
-    let dataset = ImageDataset::load(DatasetKind::Cifar10, Split::Train, &fixture("cifar10")).unwrap();
+    let dataset =
+        ImageDataset::load(DatasetKind::Cifar10, Split::Train, &fixture("cifar10")).unwrap();
     let labels = dataset.labels();
     let sub = dataset.subset(vec![3, 1, 3]).unwrap();
     assert_eq!(sub.len(), 3);

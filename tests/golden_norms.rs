@@ -32,7 +32,11 @@ fn check_batch_norm<const D: usize>(case: &str, momentum: Option<f64>) {
         let g = golden.tensor::<D>("train0.grad_output", &ad);
         let grads = y.clone().mul(g).sum().backward();
         let tag = |s: &str| format!("{case}/{name}/{s}");
-        assert_close(&to_vec(y), golden.values("train0.output"), &tag("train0.output"));
+        assert_close(
+            &to_vec(y),
+            golden.values("train0.output"),
+            &tag("train0.output"),
+        );
         assert_close(
             &to_vec(x.grad(&grads).unwrap()),
             golden.values("train0.grad_input"),
@@ -40,8 +44,16 @@ fn check_batch_norm<const D: usize>(case: &str, momentum: Option<f64>) {
         );
         let w = bn.weight.as_ref().unwrap().grad(&grads).unwrap();
         let b = bn.bias.as_ref().unwrap().grad(&grads).unwrap();
-        assert_close(&to_vec(w), golden.values("train0.grad_weight"), &tag("grad_weight"));
-        assert_close(&to_vec(b), golden.values("train0.grad_bias"), &tag("grad_bias"));
+        assert_close(
+            &to_vec(w),
+            golden.values("train0.grad_weight"),
+            &tag("grad_weight"),
+        );
+        assert_close(
+            &to_vec(b),
+            golden.values("train0.grad_bias"),
+            &tag("grad_bias"),
+        );
 
         // Steps 1 and 2: outputs use batch statistics.
         for step in 1..3 {
@@ -56,8 +68,16 @@ fn check_batch_norm<const D: usize>(case: &str, momentum: Option<f64>) {
         let rm = bn.running_mean.as_ref().unwrap().value();
         let rv = bn.running_var.as_ref().unwrap().value();
         let nbt = bn.num_batches_tracked.as_ref().unwrap().value();
-        assert_close(&to_vec(rm), golden.values("after3.running_mean"), &tag("running_mean"));
-        assert_close(&to_vec(rv), golden.values("after3.running_var"), &tag("running_var"));
+        assert_close(
+            &to_vec(rm),
+            golden.values("after3.running_mean"),
+            &tag("running_mean"),
+        );
+        assert_close(
+            &to_vec(rv),
+            golden.values("after3.running_var"),
+            &tag("running_var"),
+        );
         assert_eq!(to_vec(nbt), golden.values("after3.num_batches_tracked"));
 
         // Inference forward with the running estimates, on the plain device.
@@ -116,7 +136,11 @@ fn check_group_norm(case: &str, requested_groups: usize, expected_groups: usize)
         );
         let w = gn.weight.as_ref().unwrap().grad(&grads).unwrap();
         let b = gn.bias.as_ref().unwrap().grad(&grads).unwrap();
-        assert_close(&to_vec(w), golden.values("grad_weight"), &tag("grad_weight"));
+        assert_close(
+            &to_vec(w),
+            golden.values("grad_weight"),
+            &tag("grad_weight"),
+        );
         assert_close(&to_vec(b), golden.values("grad_bias"), &tag("grad_bias"));
 
         // Batch-free: the same output in inference mode.
@@ -156,20 +180,36 @@ fn basic_block_p2_matches_pytorch() {
         let x = golden.tensor::<4>("input", &device);
         let y = block.try_forward(x).unwrap();
         assert_eq!(y.dims(), [4, 16, 3, 3]);
-        assert_close(&to_vec(y), golden.values("eval.output"), &tag("eval.output"));
+        assert_close(
+            &to_vec(y),
+            golden.values("eval.output"),
+            &tag("eval.output"),
+        );
 
         // Training mode on the autodiff device: batch statistics and running updates.
         let ad = device.clone().autodiff();
         let block = build(&ad);
         let y = block.try_forward(golden.tensor::<4>("input", &ad)).unwrap();
-        assert_close(&to_vec(y), golden.values("train.output"), &tag("train.output"));
+        assert_close(
+            &to_vec(y),
+            golden.values("train.output"),
+            &tag("train.output"),
+        );
         let block = block.valid();
         let Norm::Batch(bn2) = &block.bn2 else {
             unreachable!()
         };
         let rm: Tensor<1> = bn2.running_mean.as_ref().unwrap().value();
         let rv: Tensor<1> = bn2.running_var.as_ref().unwrap().value();
-        assert_close(&to_vec(rm), golden.values("train.bn2.running_mean"), &tag("bn2.running_mean"));
-        assert_close(&to_vec(rv), golden.values("train.bn2.running_var"), &tag("bn2.running_var"));
+        assert_close(
+            &to_vec(rm),
+            golden.values("train.bn2.running_mean"),
+            &tag("bn2.running_mean"),
+        );
+        assert_close(
+            &to_vec(rv),
+            golden.values("train.bn2.running_var"),
+            &tag("bn2.running_var"),
+        );
     }
 }

@@ -40,12 +40,20 @@ fn parameter_counts_match_pytorch() {
                     .with_norm_plan(xbn_plan(placement))
                     .init(&device)
                     .unwrap();
-                assert_eq!(count_parameters(&model), expected, "resnet{depth}-{sc} {placement}");
+                assert_eq!(
+                    count_parameters(&model),
+                    expected,
+                    "resnet{depth}-{sc} {placement}"
+                );
                 checked += 1;
             }
         }
     }
-    let mnist = ResNetConfig::cifar(20).unwrap().with_in_channels(1).init(&device).unwrap();
+    let mnist = ResNetConfig::cifar(20)
+        .unwrap()
+        .with_in_channels(1)
+        .init(&device)
+        .unwrap();
     assert_eq!(count_parameters(&mnist), counts["resnet20-A-mnist"]);
     for (name, config) in [
         ("resnet18-cifar", ResNetConfig::resnet18_cifar()),
@@ -53,7 +61,11 @@ fn parameter_counts_match_pytorch() {
         ("resnet50-cifar", ResNetConfig::resnet50_cifar()),
     ] {
         for placement in [Placement::Bn, Placement::XbnP2] {
-            let model = config.clone().with_norm_plan(xbn_plan(placement)).init(&device).unwrap();
+            let model = config
+                .clone()
+                .with_norm_plan(xbn_plan(placement))
+                .init(&device)
+                .unwrap();
             assert_eq!(count_parameters(&model), counts[name], "{name} {placement}");
             checked += 1;
         }
@@ -63,14 +75,19 @@ fn parameter_counts_match_pytorch() {
 
 fn norm_kinds(model: &ResNet) -> (usize, usize) {
     let entries = tensor_entries(model);
-    let bn = entries.iter().filter(|e| e.path.ends_with("running_mean")).count();
+    let bn = entries
+        .iter()
+        .filter(|e| e.path.ends_with("running_mean"))
+        .count();
     // GroupNorm layers are the norms with a weight but no running statistics.
     let gn = entries
         .iter()
         .filter(|e| e.path.ends_with(".weight") && e.shape.len() == 1)
         .filter(|e| {
             let prefix = e.path.trim_end_matches(".weight");
-            !entries.iter().any(|o| o.path == format!("{prefix}.running_mean"))
+            !entries
+                .iter()
+                .any(|o| o.path == format!("{prefix}.running_mean"))
         })
         .count();
     (bn, gn)
@@ -79,7 +96,13 @@ fn norm_kinds(model: &ResNet) -> (usize, usize) {
 #[test]
 fn xbn_placements_put_the_batch_free_norm_where_the_authors_do() {
     let device = Device::flex();
-    let cifar = |p| ResNetConfig::cifar(20).unwrap().with_norm_plan(xbn_plan(p)).init(&device).unwrap();
+    let cifar = |p| {
+        ResNetConfig::cifar(20)
+            .unwrap()
+            .with_norm_plan(xbn_plan(p))
+            .init(&device)
+            .unwrap()
+    };
     // ResNet-20: stem + 9 blocks × 2 norms; option A has no downsample norm.
     assert_eq!(norm_kinds(&cifar(Placement::Bn)), (19, 0));
     // One GN per block plus the stem (paper.md §6.1 invariant 4).
@@ -89,22 +112,35 @@ fn xbn_placements_put_the_batch_free_norm_where_the_authors_do() {
     let model = cifar(Placement::XbnP2);
     assert!(matches!(model.bn1, Norm::Group(_)));
     for block in model.blocks() {
-        let ResidualBlock::Basic(b) = block else { panic!() };
+        let ResidualBlock::Basic(b) = block else {
+            panic!()
+        };
         assert!(matches!(b.bn1, Norm::Group(_)) && matches!(b.bn2, Norm::Batch(_)));
     }
     let model = cifar(Placement::XbnP3);
     for block in model.blocks() {
-        let ResidualBlock::Basic(b) = block else { panic!() };
+        let ResidualBlock::Basic(b) = block else {
+            panic!()
+        };
         assert!(matches!(b.bn1, Norm::Batch(_)) && matches!(b.bn2, Norm::Group(_)));
     }
 
     // Bottleneck (ResNet-50 with a CIFAR stem): P1/P2/P3 move the GN among bn1/bn2/bn3;
     // the downsample norm stays BN; 16 blocks + stem = 17 GN (paper.md §6.1).
-    for (placement, slot) in [(Placement::XbnP1, 0), (Placement::XbnP2, 1), (Placement::XbnP3, 2)] {
-        let model = ResNetConfig::resnet50_cifar().with_norm_plan(xbn_plan(placement)).init(&device).unwrap();
+    for (placement, slot) in [
+        (Placement::XbnP1, 0),
+        (Placement::XbnP2, 1),
+        (Placement::XbnP3, 2),
+    ] {
+        let model = ResNetConfig::resnet50_cifar()
+            .with_norm_plan(xbn_plan(placement))
+            .init(&device)
+            .unwrap();
         assert_eq!(norm_kinds(&model), (36, 17), "{placement}");
         for block in model.blocks() {
-            let ResidualBlock::Bottleneck(b) = block else { panic!() };
+            let ResidualBlock::Bottleneck(b) = block else {
+                panic!()
+            };
             let norms = [&b.bn1, &b.bn2, &b.bn3];
             for (i, n) in norms.iter().enumerate() {
                 assert_eq!(n.is_batch_free(), i == slot, "{placement} slot {i}");
@@ -115,8 +151,13 @@ fn xbn_placements_put_the_batch_free_norm_where_the_authors_do() {
         }
     }
     // ResNet-50 GN groups: 64 requested, clamped to the width (64 in layer1).
-    let model = ResNetConfig::resnet50_cifar().with_norm_plan(xbn_plan(Placement::XbnP2)).init(&device).unwrap();
-    let ResidualBlock::Bottleneck(b) = &model.layer1[0] else { panic!() };
+    let model = ResNetConfig::resnet50_cifar()
+        .with_norm_plan(xbn_plan(Placement::XbnP2))
+        .init(&device)
+        .unwrap();
+    let ResidualBlock::Bottleneck(b) = &model.layer1[0] else {
+        panic!()
+    };
     let Norm::Group(gn) = &b.bn2 else { panic!() };
     assert_eq!((gn.num_groups, gn.num_channels), (64, 64));
 }
@@ -133,16 +174,30 @@ fn initialisation_follows_the_authors() {
         (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
     };
     // conv weights ~ N(0, sqrt(2 / (k·k·out))): layer4 3×3×512 → 0.02083.
-    let ResidualBlock::Basic(b) = &model.layer4[1] else { panic!() };
+    let ResidualBlock::Basic(b) = &model.layer4[1] else {
+        panic!()
+    };
     let s = std(b.conv2.weight.val());
     assert!((s - (2.0f64 / (9.0 * 512.0)).sqrt()).abs() < 0.0005, "{s}");
     let s = std(model.conv1.weight.val());
     assert!((s - (2.0f64 / (9.0 * 64.0)).sqrt()).abs() < 0.01, "{s}");
     // Norms start at γ = 1, β = 0, running_var = 1.
     let bn = model.bn1.as_batch_norm().unwrap();
-    assert!(to_vec(bn.weight.as_ref().unwrap().val()).iter().all(|&v| v == 1.0));
-    assert!(to_vec(bn.bias.as_ref().unwrap().val()).iter().all(|&v| v == 0.0));
-    assert!(to_vec(bn.running_var.as_ref().unwrap().value()).iter().all(|&v| v == 1.0));
+    assert!(
+        to_vec(bn.weight.as_ref().unwrap().val())
+            .iter()
+            .all(|&v| v == 1.0)
+    );
+    assert!(
+        to_vec(bn.bias.as_ref().unwrap().val())
+            .iter()
+            .all(|&v| v == 0.0)
+    );
+    assert!(
+        to_vec(bn.running_var.as_ref().unwrap().value())
+            .iter()
+            .all(|&v| v == 1.0)
+    );
     // Linear as PyTorch: U(-1/sqrt(512), 1/sqrt(512)).
     let bound = 1.0 / 512f32.sqrt();
     let w = to_vec(model.fc.weight.val());
@@ -188,12 +243,18 @@ fn safetensors_round_trip_keeps_outputs_and_running_statistics() {
     let config = ResNetConfig::resnet18_cifar().with_norm_plan(xbn_plan(Placement::XbnP2));
     let model = config.init(&ad).unwrap();
     // One training forward moves the running statistics away from (0, 1).
-    let _ = model.forward(Tensor::random([4, 3, 8, 8], Distribution::Normal(1.0, 2.0), &ad));
+    let _ = model.forward(Tensor::random(
+        [4, 3, 8, 8],
+        Distribution::Normal(1.0, 2.0),
+        &ad,
+    ));
     let model = model.valid();
     save_safetensors(&model, &path).unwrap();
     let loaded = load_safetensors(config.init(&device).unwrap(), &path).unwrap();
     let bn = |m: &ResNet| {
-        let ResidualBlock::Basic(b) = &m.layer1[0] else { panic!() };
+        let ResidualBlock::Basic(b) = &m.layer1[0] else {
+            panic!()
+        };
         let bn = b.bn2.as_batch_norm().unwrap();
         (
             to_vec(bn.running_mean.as_ref().unwrap().value()),
@@ -212,7 +273,12 @@ fn safetensors_round_trip_keeps_outputs_and_running_statistics() {
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let names = st.names();
-    for key in ["layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var", "layer1.0.bn1.weight", "fc.weight"] {
+    for key in [
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_var",
+        "layer1.0.bn1.weight",
+        "fc.weight",
+    ] {
         assert!(names.iter().any(|n| n == &key), "{key} not in {names:?}");
     }
     assert_eq!(st.tensor("fc.weight").unwrap().shape(), [10, 512]);
@@ -228,31 +294,66 @@ fn checkpoint_errors() {
 
     let garbage = tmp.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a safetensors file").unwrap();
-    assert!(matches!(load_safetensors(r20(), &garbage).unwrap_err(), CheckpointError::Store { .. }));
+    assert!(matches!(
+        load_safetensors(r20(), &garbage).unwrap_err(),
+        CheckpointError::Store { .. }
+    ));
 
     // ResNet-32 weights into a ResNet-20: unused tensors. XBN weights into BN: missing stats.
     let r32 = tmp.path().join("r32.safetensors");
-    save_safetensors(&ResNetConfig::cifar(32).unwrap().init(&device).unwrap(), &r32).unwrap();
+    save_safetensors(
+        &ResNetConfig::cifar(32).unwrap().init(&device).unwrap(),
+        &r32,
+    )
+    .unwrap();
     let e = load_safetensors(r20(), &r32).unwrap_err();
-    assert!(matches!(&e, CheckpointError::Mismatch { unused, .. } if !unused.is_empty()), "{e}");
+    assert!(
+        matches!(&e, CheckpointError::Mismatch { unused, .. } if !unused.is_empty()),
+        "{e}"
+    );
     let xbn = tmp.path().join("xbn.safetensors");
-    let xbn_model = ResNetConfig::cifar(20).unwrap().with_norm_plan(xbn_plan(Placement::XbnP2)).init(&device).unwrap();
+    let xbn_model = ResNetConfig::cifar(20)
+        .unwrap()
+        .with_norm_plan(xbn_plan(Placement::XbnP2))
+        .init(&device)
+        .unwrap();
     save_safetensors(&xbn_model, &xbn).unwrap();
     let e = load_safetensors(r20(), &xbn).unwrap_err();
-    assert!(matches!(&e, CheckpointError::Mismatch { missing, .. } if missing.iter().any(|m| m.contains("running_mean"))), "{e}");
+    assert!(
+        matches!(&e, CheckpointError::Mismatch { missing, .. } if missing.iter().any(|m| m.contains("running_mean"))),
+        "{e}"
+    );
     // A model for 1-channel input does not take RGB weights: a shape error.
-    let e = load_safetensors(ResNetConfig::cifar(20).unwrap().with_in_channels(1).init(&device).unwrap(), &tmp.path().join("r32.safetensors"));
+    let e = load_safetensors(
+        ResNetConfig::cifar(20)
+            .unwrap()
+            .with_in_channels(1)
+            .init(&device)
+            .unwrap(),
+        &tmp.path().join("r32.safetensors"),
+    );
     assert!(e.is_err());
 }
 
 #[test]
 fn model_errors() {
     let device = Device::flex();
-    assert!(matches!(ResNetConfig::cifar(21), Err(ModelError::InvalidDepth(21))));
-    assert!(matches!(ResNetConfig::cifar(2), Err(ModelError::InvalidDepth(2))));
+    assert!(matches!(
+        ResNetConfig::cifar(21),
+        Err(ModelError::InvalidDepth(21))
+    ));
+    assert!(matches!(
+        ResNetConfig::cifar(2),
+        Err(ModelError::InvalidDepth(2))
+    ));
     let model = ResNetConfig::cifar(20).unwrap().init(&device).unwrap();
-    let e = model.try_forward(Tensor::zeros([2, 1, 28, 28], &device)).unwrap_err();
-    assert!(matches!(e, ModelError::InputChannels { expected: 3, .. }), "{e}");
+    let e = model
+        .try_forward(Tensor::zeros([2, 1, 28, 28], &device))
+        .unwrap_err();
+    assert!(
+        matches!(e, ModelError::InputChannels { expected: 3, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("in_channels"));
 
     // A GN group count that does not divide a layer's channels: typed error, no panic.
@@ -261,24 +362,46 @@ fn model_errors() {
         .with_norm_plan(NormPlan::new(Placement::XbnP2, NormConfig::group(12)))
         .init(&device)
         .unwrap_err();
-    assert!(matches!(e, ModelError::Norm(NormError::GroupsDoNotDivide { groups: 12, channels: 16, .. })), "{e}");
+    assert!(
+        matches!(
+            e,
+            ModelError::Norm(NormError::GroupsDoNotDivide {
+                groups: 12,
+                channels: 16,
+                ..
+            })
+        ),
+        "{e}"
+    );
 
     let mut config = ResNetConfig::resnet18_cifar();
     config.groups = 32;
-    assert!(matches!(config.init(&device), Err(ModelError::InvalidConfig(_))));
+    assert!(matches!(
+        config.init(&device),
+        Err(ModelError::InvalidConfig(_))
+    ));
     let mut config = ResNetConfig::cifar(20).unwrap();
     config.layers = vec![1, 1];
-    assert!(matches!(config.init(&device), Err(ModelError::InvalidConfig(_))));
+    assert!(matches!(
+        config.init(&device),
+        Err(ModelError::InvalidConfig(_))
+    ));
     let mut config = ResNetConfig::cifar(20).unwrap();
     config.num_classes = 0;
-    assert!(matches!(config.init(&device), Err(ModelError::InvalidConfig(_))));
+    assert!(matches!(
+        config.init(&device),
+        Err(ModelError::InvalidConfig(_))
+    ));
 
     let e = "resnet21".parse::<ModelName>().unwrap_err();
     assert!(e.to_string().contains("resnet20"), "{e}");
     for name in ModelName::ALL {
         assert_eq!(name.to_string().parse::<ModelName>().unwrap(), name);
     }
-    assert_eq!(ModelName::ResNet50Cifar.config().block, BlockKind::Bottleneck);
+    assert_eq!(
+        ModelName::ResNet50Cifar.config().block,
+        BlockKind::Bottleneck
+    );
 }
 
 #[test]
@@ -287,12 +410,19 @@ fn forward_shapes() {
     for (config, hw) in [
         (ResNetConfig::cifar(20).unwrap().with_in_channels(1), 28),
         (ResNetConfig::resnet18_cifar().with_num_classes(100), 32),
-        (ResNetConfig::resnet50_cifar().with_stem(xbn::models::Stem::ImageNet), 64),
+        (
+            ResNetConfig::resnet50_cifar().with_stem(xbn::models::Stem::ImageNet),
+            64,
+        ),
     ] {
         let c = config.in_channels;
         let k = config.num_classes;
         let model = config.init(&device).unwrap();
-        let out = model.forward(Tensor::random([2, c, hw, hw], Distribution::Default, &device));
+        let out = model.forward(Tensor::random(
+            [2, c, hw, hw],
+            Distribution::Default,
+            &device,
+        ));
         assert_eq!(out.dims(), [2, k]);
     }
 }

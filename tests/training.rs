@@ -24,26 +24,48 @@ use xbn::train::{
 #[test]
 fn schedules_match_pytorch() {
     // paper.md §6.1 invariant 10 / §5.1: the authors' step and cosine recipes.
-    let step = Schedule::Step { step_size: 30, gamma: 0.1 };
-    for (epoch, lr) in [(0, 0.1), (29, 0.1), (30, 0.01), (60, 0.001), (90, 0.0001), (99, 0.0001)] {
+    let step = Schedule::Step {
+        step_size: 30,
+        gamma: 0.1,
+    };
+    for (epoch, lr) in [
+        (0, 0.1),
+        (29, 0.1),
+        (30, 0.01),
+        (60, 0.001),
+        (90, 0.0001),
+        (99, 0.0001),
+    ] {
         assert!((step.lr(0.1, epoch, 100) - lr).abs() < 1e-12, "{epoch}");
     }
-    let cosine = Schedule::Cosine { t_max: Some(150), eta_min: 1e-5 };
+    let cosine = Schedule::Cosine {
+        t_max: Some(150),
+        eta_min: 1e-5,
+    };
     assert!((cosine.lr(0.1, 0, 150) - 0.1).abs() < 1e-12);
     assert!((cosine.lr(0.1, 75, 150) - 0.050005).abs() < 1e-9);
     assert!((cosine.lr(0.1, 149, 150) - 2.0965e-5).abs() < 1e-8);
-    let multi = Schedule::MultiStep { milestones: vec![2, 4], gamma: 0.5 };
+    let multi = Schedule::MultiStep {
+        milestones: vec![2, 4],
+        gamma: 0.5,
+    };
     let lrs: Vec<f64> = (0..6).map(|e| multi.lr(1.0, e, 6)).collect();
     assert_eq!(lrs, [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]);
     assert_eq!(Schedule::Constant.lr(0.3, 7, 10), 0.3);
     // Without t_max the cosine spans the run.
-    let run_cosine = Schedule::Cosine { t_max: None, eta_min: 0.0 };
+    let run_cosine = Schedule::Cosine {
+        t_max: None,
+        eta_min: 0.0,
+    };
     assert!((run_cosine.lr(1.0, 1, 2) - 0.5).abs() < 1e-12);
 }
 
 #[test]
 fn epoch_scheduler_steps_per_iteration_and_resumes() {
-    let schedule = Schedule::MultiStep { milestones: vec![1], gamma: 0.1 };
+    let schedule = Schedule::MultiStep {
+        milestones: vec![1],
+        gamma: 0.1,
+    };
     let mut s = EpochLrScheduler::new(1.0, schedule.clone(), 2, 3);
     let lrs: Vec<f64> = (0..4).map(|_| s.step()).collect();
     assert_eq!(lrs, [1.0, 1.0, 1.0, 0.1]);
@@ -58,7 +80,12 @@ fn sgd_has_pytorch_semantics() {
     // One weight p = 1, loss = 2·p: gradient 2; lr 0.5, momentum 0.9, weight decay 0.1.
     // torch.optim.SGD: d = g + wd·p; v = d (first step), then v = m·v + d; p -= lr·v.
     let device = Device::flex().autodiff();
-    let mut config = TrainConfig::new(DatasetKind::Cifar10, ModelName::CifarResNet(20), Placement::Bn, NormConfig::batch());
+    let mut config = TrainConfig::new(
+        DatasetKind::Cifar10,
+        ModelName::CifarResNet(20),
+        Placement::Bn,
+        NormConfig::batch(),
+    );
     config.momentum = 0.9;
     config.weight_decay = 0.1;
     let mut optim = sgd(&config);
@@ -80,7 +107,12 @@ fn sgd_has_pytorch_semantics() {
 }
 
 fn tiny_config(dataset: DatasetKind, placement: Placement) -> TrainConfig {
-    let mut c = TrainConfig::new(dataset, ModelName::CifarResNet(20), placement, NormConfig::group(64));
+    let mut c = TrainConfig::new(
+        dataset,
+        ModelName::CifarResNet(20),
+        placement,
+        NormConfig::group(64),
+    );
     c.epochs = 2;
     c.batch_size = 4;
     c.lr = 0.05;
@@ -113,13 +145,19 @@ fn end_to_end_run_writes_the_run_directory() {
     for f in [files::CONFIG, files::METRICS, files::MODEL, files::FINAL] {
         assert!(run_dir.join(f).is_file(), "{f}");
     }
-    assert_eq!(TrainConfig::load(&run_dir.join(files::CONFIG)).unwrap(), config);
+    assert_eq!(
+        TrainConfig::load(&run_dir.join(files::CONFIG)).unwrap(),
+        config
+    );
     let header = std::fs::read_to_string(run_dir.join(files::METRICS)).unwrap();
     assert_eq!(header.lines().next().unwrap(), CSV_HEADER);
     let rows = read_metrics(&run_dir.join(files::METRICS)).unwrap();
     assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
     // Cosine over 2 epochs: 0.05 then 0.025.
-    assert!((rows[0].lr - 0.05).abs() < 1e-9 && (rows[1].lr - 0.025).abs() < 1e-9, "{rows:?}");
+    assert!(
+        (rows[0].lr - 0.05).abs() < 1e-9 && (rows[1].lr - 0.025).abs() < 1e-9,
+        "{rows:?}"
+    );
     for r in &rows {
         assert!(r.train_loss.is_finite() && r.test_loss.is_finite());
         assert!((0.0..=100.0).contains(&r.test_accuracy));
@@ -136,7 +174,10 @@ fn end_to_end_run_writes_the_run_directory() {
 
     // A second run into the same directory is refused; nothing is overwritten.
     let before = std::fs::read(run_dir.join(files::MODEL)).unwrap();
-    assert!(matches!(train(&config, &options), Err(TrainError::RunExists { .. })));
+    assert!(matches!(
+        train(&config, &options),
+        Err(TrainError::RunExists { .. })
+    ));
     assert_eq!(std::fs::read(run_dir.join(files::MODEL)).unwrap(), before);
 }
 
@@ -171,13 +212,22 @@ fn training_errors() {
 
     let mut bad = config.clone();
     bad.batch_size = 1;
-    assert!(matches!(train(&bad, &options("b1", false)), Err(TrainError::InvalidConfig(_))));
+    assert!(matches!(
+        train(&bad, &options("b1", false)),
+        Err(TrainError::InvalidConfig(_))
+    ));
     let mut bad = config.clone();
     bad.lr = 0.0;
-    assert!(matches!(train(&bad, &options("lr0", false)), Err(TrainError::InvalidConfig(_))));
+    assert!(matches!(
+        train(&bad, &options("lr0", false)),
+        Err(TrainError::InvalidConfig(_))
+    ));
     let mut bad = config.clone();
     bad.model.in_channels = 1;
-    assert!(matches!(train(&bad, &options("ch", false)), Err(TrainError::InvalidConfig(_))));
+    assert!(matches!(
+        train(&bad, &options("ch", false)),
+        Err(TrainError::InvalidConfig(_))
+    ));
 
     let mut missing = config.clone();
     missing.dataset = DatasetKind::Mnist;
@@ -194,7 +244,13 @@ fn training_errors() {
     // A checkpoint that is not there.
     let run = tmp.path().join("run");
     train(&config, &options("run", false)).unwrap();
-    let e = evaluate_run(&run, Some(Path::new("/nonexistent/model.safetensors")), &fixture_locator(), 2).unwrap_err();
+    let e = evaluate_run(
+        &run,
+        Some(Path::new("/nonexistent/model.safetensors")),
+        &fixture_locator(),
+        2,
+    )
+    .unwrap_err();
     assert!(matches!(e, TrainError::Checkpoint(_)), "{e}");
 }
 
@@ -203,10 +259,19 @@ fn synthetic_cifar(dir: &Path, per_file: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let mut state = 12345u64;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u8
     };
-    for name in ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"] {
+    for name in [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ] {
         let mut bytes = Vec::with_capacity(per_file * 3073);
         for _ in 0..per_file {
             bytes.push(next() % 10);
@@ -231,26 +296,57 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let run_s = run.to_str().unwrap();
     let data_s = data.to_str().unwrap();
     let args = [
-        "train", "--dataset", "cifar10", "--data-dir", data_s, "--no-download", "--model", "resnet20",
-        "--norm-plan", "xbn-p2", "--epochs", "5", "--batch-size", "16", "--output", run_s,
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        data_s,
+        "--no-download",
+        "--model",
+        "resnet20",
+        "--norm-plan",
+        "xbn-p2",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "16",
+        "--output",
+        run_s,
     ];
-    let mut child = xbn(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = xbn(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Kill the process once the first checkpoint is written (SIGKILL: no clean-up).
     let first = run.join("checkpoint/scheduler-1.bpk");
     let start = Instant::now();
     while !first.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "training ended before it could be killed");
-        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training ended before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!run.join(files::FINAL).exists(), "the run finished before the kill");
-    let done_epochs = read_metrics(&run.join(files::METRICS)).map(|r| r.len()).unwrap_or(0);
+    assert!(
+        !run.join(files::FINAL).exists(),
+        "the run finished before the kill"
+    );
+    let done_epochs = read_metrics(&run.join(files::METRICS))
+        .map(|r| r.len())
+        .unwrap_or(0);
     assert!(done_epochs < 5);
 
-    let output = xbn(&[args.as_slice(), &["--resume"]].concat()).output().unwrap();
+    let output = xbn(&[args.as_slice(), &["--resume"]].concat())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let resumed_from = xbn::train::last_checkpoint(&run.join("checkpoint"));
@@ -259,10 +355,16 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         serde_json::from_str(&std::fs::read_to_string(run.join(files::FINAL)).unwrap()).unwrap();
     let from = summary["resumed_from_epoch"].as_u64().expect("resumed") as usize;
     assert!((1..5).contains(&from), "{from}");
-    assert!(stderr.contains(&format!("from the checkpoint of epoch {from}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("from the checkpoint of epoch {from}")),
+        "{stderr}"
+    );
     // Every epoch appears once in metrics.csv, the interrupted one included.
     let rows = read_metrics(&run.join(files::METRICS)).unwrap();
-    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     let _: PathBuf = run;
 }
 
@@ -274,7 +376,9 @@ fn cli_usage_errors_are_reported() {
     let out = xbn(&["train", "--bfn", "gn:x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let tmp = tempfile::tempdir().unwrap();
-    let out = xbn(&["eval", "--run", tmp.path().to_str().unwrap()]).output().unwrap();
+    let out = xbn(&["eval", "--run", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an xbn run directory"));
 }

@@ -48,7 +48,14 @@ impl BasicBlock {
             bn1: plan.basic[0].init(planes, device)?,
             conv2: conv(planes, planes, 3, 1, 1, device),
             bn2: plan.basic[1].init(planes, device)?,
-            downsample: Shortcut::new(shortcut, in_channels, planes, stride, &plan.downsample, device)?,
+            downsample: Shortcut::new(
+                shortcut,
+                in_channels,
+                planes,
+                stride,
+                &plan.downsample,
+                device,
+            )?,
         })
     }
 

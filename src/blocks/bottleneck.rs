@@ -68,7 +68,14 @@ impl Bottleneck {
             bn2: plan.bottleneck[1].init(width, device)?,
             conv3: conv(width, out, 1, 1, 1, device),
             bn3: plan.bottleneck[2].init(out, device)?,
-            downsample: Shortcut::new(shortcut, in_channels, out, stride, &plan.downsample, device)?,
+            downsample: Shortcut::new(
+                shortcut,
+                in_channels,
+                out,
+                stride,
+                &plan.downsample,
+                device,
+            )?,
         })
     }
 

@@ -42,6 +42,8 @@ impl BlockKind {
 
 /// One residual block of either kind.
 #[derive(Module, Debug)]
+// Modules are built once and moved rarely; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum ResidualBlock {
     /// A [`BasicBlock`].
     Basic(BasicBlock),

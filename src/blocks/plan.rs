@@ -79,7 +79,9 @@ impl FromStr for Placement {
         Placement::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown placement '{s}': use bn, xbn-p1, xbn-p2, xbn-p3 or all"))
+            .ok_or_else(|| {
+                format!("unknown placement '{s}': use bn, xbn-p1, xbn-p2, xbn-p3 or all")
+            })
     }
 }
 

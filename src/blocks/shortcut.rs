@@ -23,6 +23,8 @@ pub enum ShortcutKind {
 
 /// The `downsample` branch of a residual block.
 #[derive(Module, Debug)]
+// Modules are built once and moved rarely; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum Shortcut {
     /// Option B: `conv` (1×1, stride `s`, no bias) then `bn`.
     Projection(Projection),

@@ -34,7 +34,10 @@ pub(super) fn run(args: EvalArgs) -> Result<(), crate::Error> {
         args.batch_size,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result).expect("serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).expect("serialises")
+        );
     } else {
         println!(
             "test accuracy (inference mode): {:.2} % ({} / {}), loss {:.4}",

@@ -105,7 +105,8 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The run configuration these options describe.
     pub fn config(&self) -> TrainConfig {
-        let mut config = TrainConfig::new(self.dataset, self.model, self.norm_plan, self.bfn.clone());
+        let mut config =
+            TrainConfig::new(self.dataset, self.model, self.norm_plan, self.bfn.clone());
         if let Some(shortcut) = self.shortcut {
             config = config.with_shortcut(shortcut);
         }

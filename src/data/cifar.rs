@@ -62,7 +62,7 @@ pub fn read_file(path: &Path, kind: CifarKind) -> Result<(Vec<u8>, Vec<u8>), Dat
 /// See [`read_file`].
 pub fn parse(bytes: &[u8], kind: CifarKind, path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
     let record = kind.record_bytes();
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::Malformed {
             path: path.to_path_buf(),
             reason: format!(

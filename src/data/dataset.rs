@@ -12,9 +12,7 @@ use super::cifar::{self, CifarKind};
 use super::{DataError, idx};
 
 /// A dataset xbn can read.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     /// MNIST handwritten digits (IDX), 28×28 grey, 10 classes, 60,000 / 10,000.
@@ -153,7 +151,9 @@ impl FromStr for DatasetKind {
         DatasetKind::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown dataset '{s}': use mnist, fashion-mnist, cifar10 or cifar100"))
+            .ok_or_else(|| {
+                format!("unknown dataset '{s}': use mnist, fashion-mnist, cifar10 or cifar100")
+            })
     }
 }
 
@@ -222,10 +222,11 @@ impl ImageDataset {
             .files(split)
             .into_iter()
             .map(|f| {
-                kind.find_file(dir, f).ok_or_else(|| DataError::MissingFile {
-                    path: dir.join(f),
-                    dataset: kind.name(),
-                })
+                kind.find_file(dir, f)
+                    .ok_or_else(|| DataError::MissingFile {
+                        path: dir.join(f),
+                        dataset: kind.name(),
+                    })
             })
             .collect::<Result<_, _>>()?;
         let shape = kind.image_shape();
@@ -234,7 +235,10 @@ impl ImageDataset {
             if [rows, cols] != [shape[1], shape[2]] {
                 return Err(DataError::Malformed {
                     path: files[0].clone(),
-                    reason: format!("images are {rows}×{cols}, {kind} images are {}×{}", shape[1], shape[2]),
+                    reason: format!(
+                        "images are {rows}×{cols}, {kind} images are {}×{}",
+                        shape[1], shape[2]
+                    ),
                 });
             }
             let labels = idx::read_labels(&files[1])?;
@@ -249,7 +253,10 @@ impl ImageDataset {
             if let Some(l) = labels.iter().find(|&&l| l as usize >= kind.num_classes()) {
                 return Err(DataError::Malformed {
                     path: files[1].clone(),
-                    reason: format!("label {l} is out of range for {} classes", kind.num_classes()),
+                    reason: format!(
+                        "label {l} is out of range for {} classes",
+                        kind.num_classes()
+                    ),
                 });
             }
             (pixels, labels)

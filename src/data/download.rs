@@ -33,8 +33,14 @@ impl Source {
             DatasetKind::Mnist => (
                 "https://ossci-datasets.s3.amazonaws.com/mnist/",
                 vec![
-                    ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
-                    ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
+                    (
+                        "train-images-idx3-ubyte",
+                        "6bbc9ace898e44ae57da46a324031adb",
+                    ),
+                    (
+                        "train-labels-idx1-ubyte",
+                        "a25bea736e30d166cdddb491f175f624",
+                    ),
                     ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
                     ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
                 ],
@@ -42,8 +48,14 @@ impl Source {
             DatasetKind::FashionMnist => (
                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                 vec![
-                    ("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-                    ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9"),
+                    (
+                        "train-images-idx3-ubyte",
+                        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                    ),
+                    (
+                        "train-labels-idx1-ubyte",
+                        "9018921c3c673c538a1fc5bad174d6f9",
+                    ),
                     ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
                     ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965"),
                 ],
@@ -54,7 +66,10 @@ impl Source {
             ),
             DatasetKind::Cifar100 => (
                 "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-                vec![("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8")],
+                vec![(
+                    "cifar-100-binary.tar.gz",
+                    "03b5dce01913d631647c71ecec9e9cb8",
+                )],
             ),
         };
         Self {

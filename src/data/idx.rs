@@ -40,7 +40,11 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
 /// # Errors
 /// [`DataError::WrongMagic`], [`DataError::Truncated`] or [`DataError::Malformed`] (extra
 /// bytes), each naming `path`.
-pub fn parse<'a>(bytes: &'a [u8], expected_magic: u32, path: &Path) -> Result<(Vec<usize>, &'a [u8]), DataError> {
+pub fn parse<'a>(
+    bytes: &'a [u8],
+    expected_magic: u32,
+    path: &Path,
+) -> Result<(Vec<usize>, &'a [u8]), DataError> {
     let truncated = |expected: usize| DataError::Truncated {
         path: path.to_path_buf(),
         expected,

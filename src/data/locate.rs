@@ -53,7 +53,10 @@ impl DataLocator {
         Self {
             data_dir,
             env_dir,
-            system_dirs: vec![(DatasetKind::FashionMnist, PathBuf::from(DEBIAN_FASHION_MNIST))],
+            system_dirs: vec![(
+                DatasetKind::FashionMnist,
+                PathBuf::from(DEBIAN_FASHION_MNIST),
+            )],
             cache_dir,
             download: true,
             mirror: None,
@@ -140,7 +143,11 @@ fn hint(kind: DatasetKind) -> String {
     } else {
         ""
     };
-    let gz = if kind.is_idx() { " (optionally .gz)" } else { "" };
+    let gz = if kind.is_idx() {
+        " (optionally .gz)"
+    } else {
+        ""
+    };
     format!(
         "{apt}put {files}{gz} in a folder and pass it with --data-dir DIR or ${DATA_ENV}=DIR, \
          or run once with network access so xbn can download it"

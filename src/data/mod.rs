@@ -115,7 +115,9 @@ pub enum DataError {
         reason: String,
     },
     /// Downloaded bytes do not match the published checksum.
-    #[error("{url}: MD5 {actual} does not match the published {expected}; the download is corrupt or not the original file")]
+    #[error(
+        "{url}: MD5 {actual} does not match the published {expected}; the download is corrupt or not the original file"
+    )]
     Checksum {
         /// The address.
         url: String,

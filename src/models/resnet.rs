@@ -63,7 +63,7 @@ impl ResNetConfig {
     /// # Errors
     /// [`ModelError::InvalidDepth`] when `depth` is not `6n + 2` with `n ≥ 1`.
     pub fn cifar(depth: usize) -> Result<Self, ModelError> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(ModelError::InvalidDepth(depth));
         }
         let n = (depth - 2) / 6;
@@ -150,7 +150,8 @@ impl ResNetConfig {
     }
 
     fn validate(&self) -> Result<(), ModelError> {
-        if self.layers.is_empty() || self.layers.len() > 4 || self.layers.len() != self.planes.len() {
+        if self.layers.is_empty() || self.layers.len() > 4 || self.layers.len() != self.planes.len()
+        {
             return Err(ModelError::InvalidConfig(format!(
                 "a ResNet has 1 to 4 stages with one `planes` entry each; got layers {:?}, planes {:?}",
                 self.layers, self.planes
@@ -164,7 +165,9 @@ impl ResNetConfig {
             ("width_per_group", self.width_per_group),
         ] {
             if value == 0 {
-                return Err(ModelError::InvalidConfig(format!("{name} must be at least 1")));
+                return Err(ModelError::InvalidConfig(format!(
+                    "{name} must be at least 1"
+                )));
             }
         }
         if self.planes.contains(&0) || self.layers.contains(&0) {
@@ -175,7 +178,7 @@ impl ResNetConfig {
         if self.block == BlockKind::Bottleneck {
             for &p in &self.planes {
                 let width = Bottleneck::width(p, self.groups, self.width_per_group);
-                if width == 0 || width % self.groups != 0 {
+                if width == 0 || !width.is_multiple_of(self.groups) {
                     return Err(ModelError::InvalidConfig(format!(
                         "Bottleneck width int({p}·{}/64)·{} = {width} is not a positive multiple of groups {}",
                         self.width_per_group, self.groups, self.groups
@@ -184,7 +187,8 @@ impl ResNetConfig {
             }
         } else if self.groups != 1 || self.width_per_group != 64 {
             return Err(ModelError::InvalidConfig(
-                "BasicBlock only supports groups = 1 and width_per_group = 64 (as torchvision)".into(),
+                "BasicBlock only supports groups = 1 and width_per_group = 64 (as torchvision)"
+                    .into(),
             ));
         }
         Ok(())
@@ -204,7 +208,14 @@ impl ResNetConfig {
             Stem::Cifar => (3, 1),
             Stem::ImageNet => (7, 2),
         };
-        let conv1 = conv(self.in_channels, self.stem_channels, kernel, stride, 1, device);
+        let conv1 = conv(
+            self.in_channels,
+            self.stem_channels,
+            kernel,
+            stride,
+            1,
+            device,
+        );
         let bn1 = self.norm_plan.stem.init(self.stem_channels, device)?;
         let maxpool = (self.stem == Stem::ImageNet).then(|| {
             MaxPool2dConfig::new([3, 3])

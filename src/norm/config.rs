@@ -143,7 +143,11 @@ impl NormConfig {
     /// # Errors
     /// Any [`NormError`] of the layer's own `init` (zero channels, invalid `eps` or
     /// `momentum`, a group count that does not divide the channels after clamping).
-    pub fn init(&self, num_features: usize, device: &burn::tensor::Device) -> Result<Norm, NormError> {
+    pub fn init(
+        &self,
+        num_features: usize,
+        device: &burn::tensor::Device,
+    ) -> Result<Norm, NormError> {
         Ok(match *self {
             NormConfig::Batch {
                 eps,
@@ -166,9 +170,13 @@ impl NormConfig {
             NormConfig::Layer { eps, affine } => {
                 Norm::Group(group_norm(1, num_features, eps, affine, device)?)
             }
-            NormConfig::Instance { eps, affine } => {
-                Norm::Group(group_norm(num_features.max(1), num_features, eps, affine, device)?)
-            }
+            NormConfig::Instance { eps, affine } => Norm::Group(group_norm(
+                num_features.max(1),
+                num_features,
+                eps,
+                affine,
+                device,
+            )?),
             NormConfig::Identity => {
                 if num_features == 0 {
                     return Err(NormError::ZeroFeatures);

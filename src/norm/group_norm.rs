@@ -69,8 +69,8 @@ impl GroupNormConfig {
         check_eps(self.eps)?;
         let groups = self.clamped_groups();
         let c = self.num_channels;
-        if c % groups != 0 {
-            let divisors: Vec<usize> = (1..=c).filter(|d| c % d == 0).collect();
+        if !c.is_multiple_of(groups) {
+            let divisors: Vec<usize> = (1..=c).filter(|d| c.is_multiple_of(*d)).collect();
             let nearest = *divisors
                 .iter()
                 .min_by_key(|d| d.abs_diff(groups))

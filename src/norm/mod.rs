@@ -69,7 +69,9 @@ pub enum NormError {
         nearest: usize,
     },
     /// The input has fewer than two dimensions.
-    #[error("{layer} expects an input of shape [N, C] or [N, C, ...] (rank >= 2), got shape {shape:?}")]
+    #[error(
+        "{layer} expects an input of shape [N, C] or [N, C, ...] (rank >= 2), got shape {shape:?}"
+    )]
     InvalidRank {
         /// Layer name.
         layer: &'static str,
@@ -77,7 +79,9 @@ pub enum NormError {
         shape: Vec<usize>,
     },
     /// Dimension 1 of the input is not the layer's channel count.
-    #[error("{layer} was built for {expected} channels but the input has shape {shape:?} (channels are dimension 1)")]
+    #[error(
+        "{layer} was built for {expected} channels but the input has shape {shape:?} (channels are dimension 1)"
+    )]
     ChannelMismatch {
         /// Layer name.
         layer: &'static str,

@@ -119,7 +119,10 @@ impl TrainConfig {
             return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("weight decay must be >= 0, got {}", self.weight_decay));
+            return bad(format!(
+                "weight decay must be >= 0, got {}",
+                self.weight_decay
+            ));
         }
         if let Schedule::Step { step_size: 0, .. } = self.schedule {
             return bad("step schedule needs step_size >= 1".into());

@@ -148,7 +148,8 @@ impl MetricLogger for EpochCsvLogger {
                     test_loss: self.get(true, "Loss"),
                     test_accuracy: self.get(true, "Accuracy"),
                     train_seconds: self.train_seconds,
-                    train_images_per_second: self.train_images as f64 / self.train_seconds.max(1e-9),
+                    train_images_per_second: self.train_images as f64
+                        / self.train_seconds.max(1e-9),
                     test_seconds,
                 };
                 if let Err(e) = self.append(&row) {

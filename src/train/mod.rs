@@ -11,6 +11,7 @@
 mod config;
 mod evaluate;
 mod metrics_csv;
+mod renderer;
 mod run;
 mod schedule;
 mod step;
@@ -18,7 +19,11 @@ mod step;
 pub use config::TrainConfig;
 pub use evaluate::{EvalResult, evaluate, evaluate_loader};
 pub use metrics_csv::{CSV_HEADER, EpochCsvLogger, EpochRow, read_metrics};
-pub use run::{RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_datasets, sgd, train};
+pub use renderer::LineRenderer;
+pub use run::{
+    RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_datasets, sgd,
+    train,
+};
 pub use schedule::{EpochLrScheduler, Schedule};
 pub use step::{ImageClassifier, classification_output};
 
@@ -32,7 +37,9 @@ use crate::models::ModelError;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// The asked-for backend is not compiled into this build.
-    #[error("backend {backend} is not compiled into this build of xbn: rebuild with `--features {feature}`")]
+    #[error(
+        "backend {backend} is not compiled into this build of xbn: rebuild with `--features {feature}`"
+    )]
     BackendNotCompiled {
         /// Backend name.
         backend: String,
@@ -55,7 +62,9 @@ pub enum TrainError {
         dir: PathBuf,
     },
     /// A directory that is not a run directory.
-    #[error("{dir} is not an xbn run directory (no config.json); pass the --output folder of `xbn train`")]
+    #[error(
+        "{dir} is not an xbn run directory (no config.json); pass the --output folder of `xbn train`"
+    )]
     NotARun {
         /// The directory.
         dir: PathBuf,

@@ -1,5 +1,6 @@
 //! A training run: run directory, burn-train `Learner`, checkpoints, resume, final score.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use burn::data::dataset::Dataset;
@@ -16,6 +17,7 @@ use burn::train::{Learner, SupervisedTraining};
 use serde::{Deserialize, Serialize};
 
 use super::metrics_csv::{EpochCsvLogger, EpochRow, read_metrics, truncate_metrics};
+use super::renderer::LineRenderer;
 use super::{EpochLrScheduler, EvalResult, TrainConfig, TrainError, evaluate};
 use crate::checkpoint::save_safetensors;
 use crate::data::{DataLocator, ImageDataset, Split, eval_loader, train_loader};
@@ -163,7 +165,12 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
 
     let train_images = train_set.len();
     let iters_per_epoch = train_images.div_ceil(config.batch_size);
-    let scheduler = EpochLrScheduler::new(config.lr, config.schedule.clone(), config.epochs, iters_per_epoch);
+    let scheduler = EpochLrScheduler::new(
+        config.lr,
+        config.schedule.clone(),
+        config.epochs,
+        iters_per_epoch,
+    );
     let optim = sgd(&config);
 
     let loader_train = train_loader(
@@ -181,12 +188,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
     let mut training = SupervisedTraining::new(run_dir, loader_train, loader_test.clone())
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .with_metric_logger(FileMetricLogger::new(run_dir))
-        .with_metric_logger(EpochCsvLogger::new(&metrics_path, train_images, lr_of_epoch))
+        .with_metric_logger(EpochCsvLogger::new(
+            &metrics_path,
+            train_images,
+            lr_of_epoch,
+        ))
         .with_default_checkpointers()
-        .num_epochs(config.epochs)
-        .summary();
+        .num_epochs(config.epochs);
+    if !std::io::stdout().is_terminal() {
+        // burn-train's dashboard needs a terminal; its plain fallback prints every batch.
+        training = training.renderer(Box::new(LineRenderer::new()));
+    }
     if let Some(epoch) = resume_epoch {
-        eprintln!("resuming {} from the checkpoint of epoch {epoch}", run_dir.display());
+        eprintln!(
+            "resuming {} from the checkpoint of epoch {epoch}",
+            run_dir.display()
+        );
         training = training.checkpoint(epoch);
     }
     let result = training.launch(Learner::new(model, optim, scheduler));

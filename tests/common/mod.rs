@@ -20,7 +20,9 @@ pub fn devices() -> Vec<(&'static str, Device)> {
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// The tensors of `golden/<case>.data.safetensors`: name -> (values, shape).
@@ -79,7 +81,10 @@ pub fn load_module<M: Module>(mut module: M, case: &str) -> M {
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data")
 }
 
 /// Relative tolerance of every golden comparison (issue 2: 1e-5 or better).
@@ -90,7 +95,10 @@ pub const RTOL: f64 = 1e-5;
 /// the largest error relative to `max|e|`, for reporting.
 pub fn assert_close(actual: &[f32], expected: &[f32], what: &str) -> f64 {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let scale = expected.iter().fold(0f64, |m, &e| m.max((e as f64).abs())).max(1e-12);
+    let scale = expected
+        .iter()
+        .fold(0f64, |m, &e| m.max((e as f64).abs()))
+        .max(1e-12);
     let atol = RTOL * scale;
     let mut worst = 0f64;
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {

@@ -1,0 +1,96 @@
+//! Throughput of the CIFAR ResNet-20 (BN and XBN-P2) and of the norm layers, to compare
+//! side by side with the PyTorch reference benchmark (same models, batch sizes and input
+//! shapes as its sections b and e: ResNet-20 train step at batch 128, inference at batch
+//! 256, 3×32×32 inputs; norms on [64, 64, 32, 32]).
+//!
+//! Run: `cargo bench --bench resnet` (criterion prints time per iteration and images/s).
+
+use std::time::Duration;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use xbn::blocks::{NormPlan, Placement};
+use xbn::models::{ResNet, ResNetConfig};
+use xbn::norm::NormConfig;
+use xbn::train::classification_output;
+
+fn resnet20(placement: Placement, device: &Device) -> ResNet {
+    ResNetConfig::cifar(20)
+        .unwrap()
+        .with_norm_plan(NormPlan::new(placement, NormConfig::group(64)))
+        .init(device)
+        .unwrap()
+}
+
+fn train_step(c: &mut Criterion) {
+    let device = Device::flex().autodiff();
+    let n = 128;
+    let x = Tensor::<4>::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 10).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &device);
+    let mut group = c.benchmark_group("resnet20_train_b128");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    group.throughput(Throughput::Elements(n as u64));
+    for placement in [Placement::Bn, Placement::XbnP2] {
+        let model = resnet20(placement, &device);
+        group.bench_function(BenchmarkId::from_parameter(placement), |b| {
+            b.iter(|| {
+                let out = classification_output(&model, x.clone(), y.clone());
+                let grads = out.loss.backward();
+                drop(grads);
+                let _: f32 = out.loss.into_scalar();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn inference(c: &mut Criterion) {
+    let device = Device::flex();
+    let n = 256;
+    let x = Tensor::<4>::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let mut group = c.benchmark_group("resnet20_infer_b256");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(n as u64));
+    for placement in [Placement::Bn, Placement::XbnP2] {
+        let model = resnet20(placement, &device).valid();
+        group.bench_function(BenchmarkId::from_parameter(placement), |b| {
+            b.iter(|| {
+                let _: f32 = model.forward(x.clone()).sum().into_scalar();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn norms(c: &mut Criterion) {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::random([64, 64, 32, 32], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    let mut group = c.benchmark_group("norm_fwd_bwd_64x64x32x32");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    for (name, cfg) in [
+        ("batchnorm_train", NormConfig::batch()),
+        ("groupnorm_g32", NormConfig::group(32)),
+    ] {
+        let norm = cfg.init(64, &device).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let y = norm.forward(x.clone());
+                let grads = y.sum().backward();
+                let _: f32 = x.grad(&grads).unwrap().sum().into_scalar();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, inference, norms);
+criterion_main!(benches);
