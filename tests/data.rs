@@ -265,20 +265,58 @@ fn locator_search_order_and_offline_error() {
         locator.locate(DatasetKind::Cifar10).unwrap(),
         fixture("cifar10")
     );
-    // The command-line folder comes before $XBN_DATA.
+    // $XBN_DATA, then the system folder.
     let locator = DataLocator {
-        data_dir: Some(empty.clone()),
-        env_dir: Some(fixture("fashion-mnist")),
+        data_dir: None,
+        env_dir: Some(fixture("")),
+        system_dirs: vec![(DatasetKind::FashionMnist, empty.clone())],
         ..locator
     };
     assert_eq!(
         locator.locate(DatasetKind::FashionMnist).unwrap(),
         fixture("fashion-mnist")
     );
+    let system_first = DataLocator {
+        env_dir: Some(empty.clone()),
+        system_dirs: vec![(DatasetKind::FashionMnist, fixture("fashion-mnist"))],
+        ..locator.clone()
+    };
+    assert_eq!(
+        system_first.locate(DatasetKind::FashionMnist).unwrap(),
+        fixture("fashion-mnist")
+    );
+
+    // A --data-dir without the data is an error naming it; no fallback to other folders.
+    let explicit = DataLocator {
+        data_dir: Some(empty.clone()),
+        ..locator.clone()
+    };
+    let e = explicit.locate(DatasetKind::FashionMnist).unwrap_err();
+    assert!(matches!(e, DataError::NotInDataDir { .. }), "{e}");
+    assert!(e.to_string().contains(&empty.display().to_string()), "{e}");
+
+    // The test split alone is enough when only it is asked for.
+    let test_only = tmp.path().join("test-only");
+    std::fs::create_dir_all(&test_only).unwrap();
+    std::fs::copy(
+        fixture("cifar10/test_batch.bin"),
+        test_only.join("test_batch.bin"),
+    )
+    .unwrap();
+    let only = DataLocator {
+        data_dir: Some(test_only.clone()),
+        ..locator.clone()
+    };
+    assert_eq!(
+        only.locate_splits(DatasetKind::Cifar10, &[Split::Test])
+            .unwrap(),
+        test_only
+    );
+    assert!(only.locate(DatasetKind::Cifar10).is_err());
 
     // Nothing anywhere and downloading disabled: a clear error.
     let offline = DataLocator {
-        data_dir: Some(empty.clone()),
+        data_dir: None,
         env_dir: None,
         system_dirs: vec![(DatasetKind::FashionMnist, empty.join("sys"))],
         cache_dir: Some(tmp.path().join("cache")),
@@ -333,7 +371,7 @@ fn item(pixels: Vec<u8>, label: usize) -> ImageItem {
 #[test]
 fn batcher_normalises_per_channel() {
     let device = Device::flex();
-    let batcher = ImageBatcher::new([2, 1, 2], &[0.5, 0.0], &[0.5, 1.0]);
+    let batcher = ImageBatcher::new([2, 1, 2], &[0.5, 0.0], &[0.5, 1.0]).unwrap();
     let batch = batcher.batch(vec![item(vec![0, 255, 51, 255], 3)], &device);
     assert_eq!(batch.images.dims(), [1, 2, 1, 2]);
     let v = to_vec(batch.images);
@@ -354,8 +392,9 @@ fn augmentation_is_a_padded_crop_and_a_flip() {
         crop_padding: 2,
         horizontal_flip: true,
     };
-    let batcher =
-        ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug.clone(), 7);
+    let batcher = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0])
+        .unwrap()
+        .with_augmentation(aug.clone(), 7);
     let items = vec![item(pixels.clone(), 0); 64];
     let out = to_vec(batcher.batch(items.clone(), &device).images);
     let mut saw_flip = false;
@@ -386,10 +425,13 @@ fn augmentation_is_a_padded_crop_and_a_flip() {
     }
     assert!(saw_flip && saw_shift);
     // Seeded: the same seed gives the same batch, another seed another one.
-    let again =
-        ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug.clone(), 7);
+    let again = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0])
+        .unwrap()
+        .with_augmentation(aug.clone(), 7);
     assert_eq!(to_vec(again.batch(items.clone(), &device).images), out);
-    let other = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0]).with_augmentation(aug, 8);
+    let other = ImageBatcher::new([1, h, w], &[0.0], &[1.0 / 255.0])
+        .unwrap()
+        .with_augmentation(aug, 8);
     assert_ne!(to_vec(other.batch(items, &device).images), out);
     // Standard recipes: no flip for 28×28 data.
     assert!(!Augmentation::standard(DatasetKind::FashionMnist).horizontal_flip);

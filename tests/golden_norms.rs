@@ -213,3 +213,62 @@ fn basic_block_p2_matches_pytorch() {
         );
     }
 }
+
+#[test]
+fn batch_norm_without_affine_matches_pytorch() {
+    let golden = Golden::load("bn2d_noaffine");
+    for (name, device) in devices() {
+        let ad = device.clone().autodiff();
+        let bn = BatchNormConfig::new(3)
+            .with_affine(false)
+            .init(&ad)
+            .unwrap();
+        let bn = load_module(bn, "bn2d_noaffine");
+        let x = golden.tensor::<4>("train0.input", &ad).require_grad();
+        let y = bn.forward(x.clone());
+        let grads = y
+            .clone()
+            .mul(golden.tensor::<4>("train0.grad_output", &ad))
+            .sum()
+            .backward();
+        let tag = |s: &str| format!("bn2d_noaffine/{name}/{s}");
+        assert_close(&to_vec(y), golden.values("train0.output"), &tag("output"));
+        assert_close(
+            &to_vec(x.grad(&grads).unwrap()),
+            golden.values("train0.grad_input"),
+            &tag("grad_input"),
+        );
+        let bn = bn.valid();
+        let rv = bn.running_var.as_ref().unwrap().value();
+        assert_close(
+            &to_vec(rv),
+            golden.values("after1.running_var"),
+            &tag("running_var"),
+        );
+        let y = bn.forward(golden.tensor::<4>("eval.input", &device));
+        assert_close(
+            &to_vec(y),
+            golden.values("eval.output"),
+            &tag("eval.output"),
+        );
+    }
+}
+
+#[test]
+fn batch_norm_without_running_stats_matches_pytorch() {
+    // track_running_stats=False: batch statistics in training and in inference.
+    let golden = Golden::load("bn2d_untracked");
+    for (name, device) in devices() {
+        let bn = BatchNormConfig::new(3)
+            .with_track_running_stats(false)
+            .init(&device)
+            .unwrap();
+        let bn = load_module(bn, "bn2d_untracked");
+        let y = bn.forward(golden.tensor::<4>("eval.input", &device));
+        assert_close(
+            &to_vec(y),
+            golden.values("eval.output"),
+            &format!("bn2d_untracked/{name}/eval.output"),
+        );
+    }
+}

@@ -249,3 +249,15 @@ fn batch_free_norms_do_not_depend_on_the_batch_or_the_mode() {
         assert!(m.abs() < 1e-5 && (v - 1.0).abs() < 1e-3, "{m} {v}");
     }
 }
+
+#[test]
+fn group_norm_on_feature_vectors() {
+    // [N, C] input (an MLP's features): each sample normalised within each group of C.
+    let device = Device::flex();
+    let gn = GroupNormConfig::new(2, 4).init(&device).unwrap();
+    let y = to_vec(gn.forward(Tensor::<2>::from_floats([[1.0, 3.0, 10.0, 30.0]], &device)));
+    let expected = [-1.0, 1.0, -1.0, 1.0];
+    for (a, e) in y.iter().zip(expected) {
+        assert!((a - e).abs() < 1e-4, "{y:?}");
+    }
+}

@@ -11,6 +11,7 @@ use burn::nn::{Initializer, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use common::{fixture, to_vec};
+use xbn::blocks::NormPlan;
 use xbn::blocks::Placement;
 use xbn::data::{DataLocator, DatasetKind};
 use xbn::device::BackendKind;
@@ -18,7 +19,7 @@ use xbn::models::ModelName;
 use xbn::norm::NormConfig;
 use xbn::train::{
     CSV_HEADER, EpochLrScheduler, RunOptions, Schedule, TrainConfig, TrainError, evaluate_run,
-    files, read_metrics, sgd, train,
+    files, last_checkpoint, read_metrics, resume, sgd, train,
 };
 
 #[test]
@@ -85,7 +86,8 @@ fn sgd_has_pytorch_semantics() {
         ModelName::CifarResNet(20),
         Placement::Bn,
         NormConfig::batch(),
-    );
+    )
+    .unwrap();
     config.momentum = 0.9;
     config.weight_decay = 0.1;
     let mut optim = sgd(&config);
@@ -112,7 +114,8 @@ fn tiny_config(dataset: DatasetKind, placement: Placement) -> TrainConfig {
         ModelName::CifarResNet(20),
         placement,
         NormConfig::group(64),
-    );
+    )
+    .unwrap();
     c.epochs = 2;
     c.batch_size = 4;
     c.lr = 0.05;
@@ -136,7 +139,6 @@ fn end_to_end_run_writes_the_run_directory() {
     let run_dir = tmp.path().join("run");
     let options = RunOptions {
         run_dir: run_dir.clone(),
-        resume: false,
         locator: fixture_locator(),
     };
     let config = tiny_config(DatasetKind::Cifar10, Placement::XbnP2);
@@ -186,7 +188,6 @@ fn training_on_idx_data_with_one_channel() {
     let tmp = tempfile::tempdir().unwrap();
     let options = RunOptions {
         run_dir: tmp.path().join("run"),
-        resume: false,
         locator: fixture_locator(),
     };
     let mut config = tiny_config(DatasetKind::FashionMnist, Placement::Bn);
@@ -199,59 +200,112 @@ fn training_on_idx_data_with_one_channel() {
 #[test]
 fn training_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let options = |dir: &str, resume| RunOptions {
+    let options = |dir: &str| RunOptions {
         run_dir: tmp.path().join(dir),
-        resume,
         locator: fixture_locator(),
     };
     let config = tiny_config(DatasetKind::Cifar10, Placement::Bn);
-    let e = train(&config, &options("none", true)).unwrap_err();
+    let e = resume(&options("none")).unwrap_err();
     assert!(matches!(e, TrainError::NothingToResume { .. }), "{e}");
     let e = evaluate_run(&tmp.path().join("none"), None, &fixture_locator(), 2).unwrap_err();
     assert!(matches!(e, TrainError::NotARun { .. }), "{e}");
 
-    let mut bad = config.clone();
-    bad.batch_size = 1;
-    assert!(matches!(
-        train(&bad, &options("b1", false)),
-        Err(TrainError::InvalidConfig(_))
-    ));
-    let mut bad = config.clone();
-    bad.lr = 0.0;
-    assert!(matches!(
-        train(&bad, &options("lr0", false)),
-        Err(TrainError::InvalidConfig(_))
-    ));
-    let mut bad = config.clone();
-    bad.model.in_channels = 1;
-    assert!(matches!(
-        train(&bad, &options("ch", false)),
-        Err(TrainError::InvalidConfig(_))
-    ));
+    let invalid = |edit: &dyn Fn(&mut TrainConfig)| {
+        let mut bad = config.clone();
+        edit(&mut bad);
+        let e = train(&bad, &options("bad")).unwrap_err();
+        assert!(matches!(e, TrainError::InvalidConfig(_)), "{e}");
+    };
+    invalid(&|c| c.batch_size = 1);
+    invalid(&|c| c.lr = 0.0);
+    invalid(&|c| c.epochs = 0);
+    invalid(&|c| c.model.in_channels = 1);
+    invalid(&|c| {
+        c.schedule = Schedule::Step {
+            step_size: 30,
+            gamma: -0.1,
+        }
+    });
+    invalid(&|c| {
+        c.schedule = Schedule::MultiStep {
+            milestones: vec![1],
+            gamma: f64::NAN,
+        }
+    });
+    invalid(&|c| {
+        c.schedule = Schedule::Cosine {
+            t_max: None,
+            eta_min: 1.0,
+        }
+    });
+    invalid(&|c| {
+        // An XBN placement needs a batch-free norm.
+        c.placement = Placement::XbnP2;
+        c.bfn = NormConfig::batch();
+        c.model.norm_plan = NormPlan::new(Placement::XbnP2, NormConfig::batch());
+    });
+    invalid(&|c| c.placement = Placement::XbnP2); // plan no longer matches
+    // None of these left a directory behind.
+    assert!(!tmp.path().join("bad").exists());
 
+    // A norm that cannot be built, or missing data: a typed error and no run directory, so
+    // the corrected command can run in the same place.
+    let mut bad_norm = config.clone();
+    bad_norm.placement = Placement::XbnP2;
+    bad_norm.bfn = NormConfig::group(12);
+    bad_norm.model.norm_plan = NormPlan::new(Placement::XbnP2, NormConfig::group(12));
+    let e = train(&bad_norm, &options("retry")).unwrap_err();
+    assert!(matches!(e, TrainError::Model(_)), "{e}");
     let mut missing = config.clone();
     missing.dataset = DatasetKind::Mnist;
     missing.model.in_channels = 1;
-    let e = train(&missing, &options("mnist", false)).unwrap_err();
+    let e = train(&missing, &options("retry")).unwrap_err();
     assert!(matches!(e, TrainError::Data(_)), "{e}");
-    assert!(e.to_string().contains("--data-dir"), "{e}");
+    assert!(
+        e.to_string().contains("does not hold the mnist dataset"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("retry").exists());
+    train(&config, &options("retry")).unwrap();
 
     #[cfg(not(feature = "wgpu"))]
     {
         let e = BackendKind::Wgpu.device().unwrap_err();
         assert!(e.to_string().contains("--features wgpu"), "{e}");
     }
-    // A checkpoint that is not there.
-    let run = tmp.path().join("run");
-    train(&config, &options("run", false)).unwrap();
     let e = evaluate_run(
-        &run,
+        &tmp.path().join("retry"),
         Some(Path::new("/nonexistent/model.safetensors")),
         &fixture_locator(),
         2,
     )
     .unwrap_err();
     assert!(matches!(e, TrainError::Checkpoint(_)), "{e}");
+}
+
+#[test]
+fn last_checkpoint_skips_a_partly_written_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let mut config = tiny_config(DatasetKind::Cifar10, Placement::Bn);
+    config.epochs = 2;
+    train(
+        &config,
+        &RunOptions {
+            run_dir: run_dir.clone(),
+            locator: fixture_locator(),
+        },
+    )
+    .unwrap();
+    let dir = run_dir.join(files::CHECKPOINTS);
+    assert_eq!(last_checkpoint(&dir), Some(2));
+    // A kill while epoch 2's model file was written leaves a truncated file.
+    let model2 = dir.join("model-2.bpk");
+    let bytes = std::fs::read(&model2).unwrap();
+    std::fs::write(&model2, &bytes[..bytes.len() / 2]).unwrap();
+    assert_eq!(last_checkpoint(&dir), Some(1));
+    std::fs::remove_file(dir.join("scheduler-1.bpk")).unwrap();
+    assert_eq!(last_checkpoint(&dir), None);
 }
 
 /// Writes a synthetic CIFAR-10 (binary format) of `per_file` images per batch file.
@@ -344,7 +398,8 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         .unwrap_or(0);
     assert!(done_epochs < 5);
 
-    let output = xbn(&[args.as_slice(), &["--resume"]].concat())
+    // Resume with the run directory only: everything else comes from its config.json.
+    let output = xbn(&["train", "--resume", "--output", run_s])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -86,6 +86,35 @@ def batch_norm_case(case, dim, shape, momentum, seed):
     save(case, data, initial)
 
 
+def batch_norm_option_cases(seed):
+    """affine=False (one training step with gradients, then inference) and
+    track_running_stats=False (inference uses the batch statistics)."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (4, 3, 5, 5)
+    bn = nn.BatchNorm2d(3, affine=False).double()
+    initial = module_state("", bn)
+    x = rand(gen, *shape, scale=2.0, shift=0.5).requires_grad_(True)
+    bn.train()
+    y = bn(x)
+    g = rand(gen, *shape)
+    (y * g).sum().backward()
+    data = {"train0.input": x, "train0.output": y, "train0.grad_output": g,
+            "train0.grad_input": x.grad, "after1.running_var": bn.running_var}
+    bn.eval()
+    xe = rand(gen, *shape, scale=2.0, shift=0.5)
+    data["eval.input"] = xe
+    data["eval.output"] = bn(xe)
+    save("bn2d_noaffine", data, initial)
+
+    bn = nn.BatchNorm2d(3, track_running_stats=False).double()
+    with torch.no_grad():
+        bn.weight.copy_(rand(gen, 3, scale=0.5, shift=1.0))
+        bn.bias.copy_(rand(gen, 3, scale=0.5))
+    bn.eval()
+    xe = rand(gen, *shape, scale=2.0, shift=0.5)
+    save("bn2d_untracked", {"eval.input": xe, "eval.output": bn(xe)}, module_state("", bn))
+
+
 def group_norm_case(case, groups, shape, seed):
     gen = torch.Generator().manual_seed(seed)
     c = shape[1]
@@ -160,6 +189,7 @@ def main():
     batch_norm_case("bn2d_cumulative", 2, (4, 3, 5, 5), None, seed=2)
     batch_norm_case("bn1d_momentum", 1, (6, 4), 0.1, seed=3)
     batch_norm_case("bn1d_cumulative", 1, (6, 4), None, seed=4)
+    batch_norm_option_cases(seed=8)
     group_norm_case("gn_g3_c6", 3, (2, 6, 4, 4), seed=5)
     group_norm_case("gn_clamped_g29_c24", 29, (2, 24, 3, 3), seed=6)
     basic_block_case("basic_block_p2", seed=7)

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::conv::conv;
 use super::{NormPlan, Shortcut, ShortcutKind};
+use crate::models::ModelError;
 use crate::norm::{Norm, NormError};
 
 /// `BasicBlock` (He et al. 2016, torchvision layout):
@@ -34,7 +35,8 @@ impl BasicBlock {
     /// Builds a block from `in_channels` to `planes` channels.
     ///
     /// # Errors
-    /// A [`NormError`] when a norm of the plan cannot be built for these channels.
+    /// [`ModelError::Norm`] when a norm of the plan cannot be built for these channels,
+    /// [`ModelError::InvalidConfig`] for an impossible shortcut.
     pub fn new(
         in_channels: usize,
         planes: usize,
@@ -42,7 +44,7 @@ impl BasicBlock {
         shortcut: ShortcutKind,
         plan: &NormPlan,
         device: &Device,
-    ) -> Result<Self, NormError> {
+    ) -> Result<Self, ModelError> {
         Ok(Self {
             conv1: conv(in_channels, planes, 3, stride, 1, device),
             bn1: plan.basic[0].init(planes, device)?,

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::conv::conv;
 use super::{NormPlan, Shortcut, ShortcutKind};
+use crate::models::ModelError;
 use crate::norm::{Norm, NormError};
 
 /// `Bottleneck` (torchvision layout, "ResNet v1.5": the stride on the 3×3):
@@ -47,7 +48,8 @@ impl Bottleneck {
     /// `width_per_group` are 1 and 64 for ResNet, e.g. 32 and 4 for ResNeXt-50 32×4d.
     ///
     /// # Errors
-    /// A [`NormError`] when a norm of the plan cannot be built for these channels.
+    /// [`ModelError::Norm`] when a norm of the plan cannot be built for these channels,
+    /// [`ModelError::InvalidConfig`] for an impossible shortcut.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         in_channels: usize,
@@ -58,7 +60,7 @@ impl Bottleneck {
         shortcut: ShortcutKind,
         plan: &NormPlan,
         device: &Device,
-    ) -> Result<Self, NormError> {
+    ) -> Result<Self, ModelError> {
         let width = Self::width(planes, groups, width_per_group);
         let out = planes * Self::EXPANSION;
         Ok(Self {

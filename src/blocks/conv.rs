@@ -28,15 +28,37 @@ pub fn conv(
     groups: usize,
     device: &Device,
 ) -> Conv2d {
+    let std = he_fan_out_std(kernel, out_channels);
+    conv_with_std(
+        in_channels,
+        out_channels,
+        kernel,
+        stride,
+        groups,
+        std,
+        device,
+    )
+}
+
+/// A bias-free `k×k` convolution with padding `k / 2`, initialised with N(0, `std`).
+///
+/// `in_channels` and `out_channels` must be multiples of `groups` (the model configs
+/// check this before building).
+pub fn conv_with_std(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    std: f64,
+    device: &Device,
+) -> Conv2d {
     let p = kernel / 2;
     Conv2dConfig::new([in_channels, out_channels], [kernel, kernel])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
         .with_groups(groups)
         .with_bias(false)
-        .with_initializer(Initializer::Normal {
-            mean: 0.0,
-            std: he_fan_out_std(kernel, out_channels),
-        })
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
         .init(device)
 }

@@ -30,16 +30,10 @@ pub enum Placement {
     /// Plain BatchNorm everywhere (the baseline).
     Bn,
     /// BFN in place of the first norm of each block.
-    #[value(name = "xbn-p1")]
-    #[serde(rename = "xbn-p1")]
     XbnP1,
     /// BFN in place of the 3×3 conv's norm (Bottleneck) / the first norm (BasicBlock).
-    #[value(name = "xbn-p2")]
-    #[serde(rename = "xbn-p2")]
     XbnP2,
     /// BFN in place of the last norm of each block.
-    #[value(name = "xbn-p3")]
-    #[serde(rename = "xbn-p3")]
     XbnP3,
     /// BFN everywhere, downsample included.
     All,

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor, s};
 use serde::{Deserialize, Serialize};
 
 use super::conv::conv;
+use crate::models::ModelError;
 use crate::norm::{Norm, NormConfig, NormError};
 
 /// How a block's shortcut matches a change of shape (He et al. 2016, §3.3 and §4.2).
@@ -37,7 +38,8 @@ impl Shortcut {
     /// `stride`, or `None` when the identity fits.
     ///
     /// # Errors
-    /// A [`NormError`] from the projection's norm.
+    /// [`ModelError::Norm`] from the projection's norm; [`ModelError::InvalidConfig`] for
+    /// an option-A shortcut that would have to drop channels (`out_channels < in_channels`).
     pub fn new(
         kind: ShortcutKind,
         in_channels: usize,
@@ -45,7 +47,7 @@ impl Shortcut {
         stride: usize,
         norm: &NormConfig,
         device: &Device,
-    ) -> Result<Option<Self>, NormError> {
+    ) -> Result<Option<Self>, ModelError> {
         if stride == 1 && in_channels == out_channels {
             return Ok(None);
         }
@@ -55,7 +57,12 @@ impl Shortcut {
                 bn: norm.init(out_channels, device)?,
             }),
             ShortcutKind::A => {
-                let pad = out_channels.saturating_sub(in_channels);
+                let pad = out_channels.checked_sub(in_channels).ok_or_else(|| {
+                    ModelError::InvalidConfig(format!(
+                        "an option-A (zero-padding) shortcut cannot go from {in_channels} to \
+                         {out_channels} channels; use option B"
+                    ))
+                })?;
                 Shortcut::ZeroPad(ZeroPad {
                     stride,
                     pad_front: pad / 2,

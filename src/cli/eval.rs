@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::DataArgs;
+use super::{DataArgs, outln};
 use crate::train::evaluate_run;
 
 /// Options of `xbn eval`.
@@ -34,14 +34,17 @@ pub(super) fn run(args: EvalArgs) -> Result<(), crate::Error> {
         args.batch_size,
     )?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&result).expect("serialises")
         );
     } else {
-        println!(
+        outln!(
             "test accuracy (inference mode): {:.2} % ({} / {}), loss {:.4}",
-            result.accuracy, result.correct, result.num_images, result.loss
+            result.accuracy,
+            result.correct,
+            result.num_images,
+            result.loss
         );
     }
     Ok(())

@@ -47,6 +47,15 @@ impl DataArgs {
     }
 }
 
+/// `println!` that ignores a closed standard output (`xbn ... | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
 /// Runs the command line; returns the process exit code (0 success, 1 failure).
 pub fn main() -> i32 {
     let cli = Cli::parse();

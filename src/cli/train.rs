@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::DataArgs;
+use super::{DataArgs, outln};
 use crate::blocks::{Placement, ShortcutKind};
 use crate::data::DatasetKind;
 use crate::device::BackendKind;
 use crate::models::ModelName;
 use crate::norm::NormConfig;
-use crate::train::{RunOptions, Schedule, TrainConfig, train};
+use crate::train::{RunOptions, Schedule, TrainConfig, resume, train};
 
 /// Learning-rate schedule names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -69,7 +69,8 @@ pub struct TrainArgs {
     /// Epochs between decays (step schedule).
     #[arg(long, default_value_t = 30)]
     pub step_size: usize,
-    /// Epochs at which the rate decays (multistep; default: 50% and 75% of the epochs).
+    /// Epochs at which the rate decays (multistep; default: 50% and 75% of the epochs,
+    /// He et al.'s CIFAR recipe).
     #[arg(long, value_delimiter = ',')]
     pub milestones: Vec<usize>,
     /// Decay factor (step and multistep).
@@ -96,17 +97,20 @@ pub struct TrainArgs {
     /// Run directory (default: runs/<dataset>-<model>-<plan>-seed<seed>).
     #[arg(long, short, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Continue the run in --output from its last checkpoint (its config.json wins over
-    /// the options given now, except a larger --epochs).
+    /// Continue the run in --output from its last checkpoint, with the options saved in its
+    /// config.json (training options given with --resume are ignored).
     #[arg(long)]
     pub resume: bool,
 }
 
 impl TrainArgs {
     /// The run configuration these options describe.
-    pub fn config(&self) -> TrainConfig {
+    ///
+    /// # Errors
+    /// [`ModelError`](crate::models::ModelError) for an invalid model name.
+    pub fn config(&self) -> Result<TrainConfig, crate::models::ModelError> {
         let mut config =
-            TrainConfig::new(self.dataset, self.model, self.norm_plan, self.bfn.clone());
+            TrainConfig::new(self.dataset, self.model, self.norm_plan, self.bfn.clone())?;
         if let Some(shortcut) = self.shortcut {
             config = config.with_shortcut(shortcut);
         }
@@ -123,7 +127,10 @@ impl TrainArgs {
             },
             ScheduleKind::Multistep => Schedule::MultiStep {
                 milestones: if self.milestones.is_empty() {
-                    vec![self.epochs / 2, self.epochs * 3 / 4]
+                    let mut m = vec![self.epochs / 2, self.epochs * 3 / 4];
+                    m.retain(|&e| e > 0);
+                    m.dedup();
+                    m
                 } else {
                     self.milestones.clone()
                 },
@@ -141,7 +148,8 @@ impl TrainArgs {
         config.train_limit = self.train_limit;
         config.test_limit = self.test_limit;
         config.backend = self.backend;
-        config
+        config.data_dir = self.data.data_dir.clone();
+        Ok(config)
     }
 
     /// The run directory.
@@ -156,23 +164,30 @@ impl TrainArgs {
 }
 
 pub(super) fn run(args: TrainArgs) -> Result<(), crate::Error> {
-    let config = args.config();
     let options = RunOptions {
         run_dir: args.run_dir(),
-        resume: args.resume,
         locator: args.data.locator(),
     };
-    let summary = train(&config, &options)?;
+    let summary = if args.resume {
+        resume(&options)?
+    } else {
+        train(&args.config()?, &options)?
+    };
     if let Some(last) = summary.epochs.last() {
-        println!(
+        outln!(
             "last epoch: {:.1} s training ({:.0} images/s), test accuracy {:.2} %",
-            last.train_seconds, last.train_images_per_second, last.test_accuracy
+            last.train_seconds,
+            last.train_images_per_second,
+            last.test_accuracy
         );
     }
-    println!(
+    outln!(
         "final test accuracy (inference mode): {:.2} % ({} / {}), loss {:.4}",
-        summary.test.accuracy, summary.test.correct, summary.test.num_images, summary.test.loss
+        summary.test.accuracy,
+        summary.test.correct,
+        summary.test.num_images,
+        summary.test.loss
     );
-    println!("run directory: {}", summary.run_dir.display());
+    outln!("run directory: {}", summary.run_dir.display());
     Ok(())
 }

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{DatasetKind, ImageDataset, ImageItem};
+use super::{DataError, DatasetKind, ImageDataset, ImageItem};
 
 /// Training-time augmentation, applied to the raw bytes before normalisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,17 +57,26 @@ pub struct ImageBatcher {
 
 impl ImageBatcher {
     /// A batcher for images `shape = [C, H, W]` with per-channel `mean` and `std` (in
-    /// `[0, 1]` units; one value is broadcast to every channel).
+    /// `[0, 1]` units; one value is broadcast to every channel), as torchvision's
+    /// `Normalize(mean, std)` after `ToTensor()`.
     ///
-    /// # Panics
-    /// If `mean`/`std` have neither 1 nor `C` values, or a std is not positive.
-    pub fn new(shape: [usize; 3], mean: &[f32], std: &[f32]) -> Self {
+    /// # Errors
+    /// [`DataError::InvalidNormalization`] when `mean`/`std` have neither 1 nor `C` values
+    /// or a value is not finite or a std is not positive.
+    pub fn new(shape: [usize; 3], mean: &[f32], std: &[f32]) -> Result<Self, DataError> {
         let c = shape[0];
-        assert!(
-            (mean.len() == 1 || mean.len() == c) && (std.len() == 1 || std.len() == c),
-            "mean/std need 1 or {c} values"
-        );
-        assert!(std.iter().all(|&s| s > 0.0), "std must be positive");
+        let counts_ok = |v: &[f32]| v.len() == 1 || v.len() == c;
+        if !counts_ok(mean)
+            || !counts_ok(std)
+            || mean.iter().any(|m| !m.is_finite())
+            || std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err(DataError::InvalidNormalization {
+                channels: c,
+                mean: mean.to_vec(),
+                std: std.to_vec(),
+            });
+        }
         let lut = (0..c)
             .map(|ch| {
                 let m = mean[ch.min(mean.len() - 1)];
@@ -75,18 +84,19 @@ impl ImageBatcher {
                 std::array::from_fn(|v| (v as f32 / 255.0 - m) / s)
             })
             .collect();
-        Self {
+        Ok(Self {
             shape,
             lut,
             augmentation: None,
             rng: Mutex::new(StdRng::seed_from_u64(0)),
-        }
+        })
     }
 
     /// The normalising batcher of a dataset (its [`DatasetKind::mean`] and
     /// [`DatasetKind::std`]).
     pub fn for_dataset(kind: DatasetKind) -> Self {
         Self::new(kind.image_shape(), kind.mean(), kind.std())
+            .expect("the built-in constants are valid")
     }
 
     /// Adds training augmentation, seeded with `seed`.

@@ -129,14 +129,6 @@ impl DatasetKind {
         let gz = dir.join(format!("{file}.gz"));
         (self.is_idx() && gz.is_file()).then_some(gz)
     }
-
-    /// Whether `dir` holds every file of both splits.
-    pub fn is_complete_in(self, dir: &Path) -> bool {
-        [Split::Train, Split::Test]
-            .iter()
-            .flat_map(|&s| self.files(s))
-            .all(|f| self.find_file(dir, f).is_some())
-    }
 }
 
 impl fmt::Display for DatasetKind {
@@ -178,7 +170,7 @@ pub struct ImageDataset {
 }
 
 impl ImageDataset {
-    /// A dataset from raw parts.
+    /// A dataset from raw parts: `pixels` holds `labels.len()` images of `shape`.
     ///
     /// # Errors
     /// [`DataError::Malformed`] when the byte count is not `labels.len() · C·H·W` or a
@@ -189,9 +181,20 @@ impl ImageDataset {
         pixels: Vec<u8>,
         labels: Vec<u8>,
     ) -> Result<Self, DataError> {
+        Self::from_source(shape, num_classes, pixels, labels, Path::new("<memory>"))
+    }
+
+    /// Like [`ImageDataset::new`], naming `source` in errors.
+    fn from_source(
+        shape: [usize; 3],
+        num_classes: usize,
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+        source: &Path,
+    ) -> Result<Self, DataError> {
         let per_image: usize = shape.iter().product();
         let bad = |reason: String| DataError::Malformed {
-            path: PathBuf::from("<memory>"),
+            path: source.to_path_buf(),
             reason,
         };
         if pixels.len() != labels.len() * per_image {
@@ -201,8 +204,14 @@ impl ImageDataset {
                 labels.len()
             )));
         }
-        if let Some(l) = labels.iter().find(|&&l| l as usize >= num_classes) {
-            return Err(bad(format!("label {l} with {num_classes} classes")));
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l as usize >= num_classes)
+        {
+            return Err(bad(format!(
+                "label {l} of example {i} is out of range for {num_classes} classes"
+            )));
         }
         Ok(Self {
             shape,
@@ -274,7 +283,8 @@ impl ImageDataset {
             }
             (pixels, labels)
         };
-        Self::new(shape, kind.num_classes(), pixels, labels)
+        let source = files.last().expect("every split has files");
+        Self::from_source(shape, kind.num_classes(), pixels, labels, source)
     }
 
     /// Image shape `[C, H, W]`.

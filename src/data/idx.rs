@@ -72,7 +72,14 @@ pub fn parse<'a>(
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
-    let expected = header + dims.iter().product::<usize>();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|n| n.checked_add(header))
+        .ok_or_else(|| DataError::Malformed {
+            path: path.to_path_buf(),
+            reason: format!("the header announces dims {dims:?}, too large to be an IDX file"),
+        })?;
     if bytes.len() < expected {
         return Err(truncated(expected));
     }

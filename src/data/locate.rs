@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::download::{Source, download};
-use super::{DataError, DatasetKind};
+use super::{DataError, DatasetKind, Split};
 
 /// Environment variable naming a data folder.
 pub const DATA_ENV: &str = "XBN_DATA";
@@ -13,7 +13,9 @@ pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Decides where a dataset is read from, in this order:
 ///
-/// 1. the folder given on the command line (`--data-dir`);
+/// 1. the folder given on the command line (`--data-dir`): when it is given, the data must
+///    be there (no fallback to other folders or to a download, so a typo never silently
+///    trains on other data);
 /// 2. the folder in `$XBN_DATA`;
 /// 3. for Fashion-MNIST, the Debian package's folder `/usr/share/datasets/fashion-mnist`
 ///    (`apt-get install dataset-fashion-mnist`);
@@ -79,14 +81,40 @@ impl DataLocator {
         c
     }
 
-    /// The folder holding `kind`, downloading it into the cache if needed and allowed.
+    /// The folder holding both splits of `kind`; see [`DataLocator::locate_splits`].
     ///
     /// # Errors
+    /// See [`DataLocator::locate_splits`].
+    pub fn locate(&self, kind: DatasetKind) -> Result<PathBuf, DataError> {
+        self.locate_splits(kind, &[Split::Train, Split::Test])
+    }
+
+    /// The folder holding the files of `splits` of `kind`: the first folder of the search
+    /// order that has them all. When none has them and downloading is allowed (and no
+    /// `--data-dir` was given), the dataset is downloaded into the cache folder.
+    ///
+    /// # Errors
+    /// [`DataError::NotInDataDir`] when `data_dir` is set but lacks the files;
     /// [`DataError::NotFound`] listing every folder searched, how to get the data, and why
     /// the download failed or was not tried.
-    pub fn locate(&self, kind: DatasetKind) -> Result<PathBuf, DataError> {
+    pub fn locate_splits(&self, kind: DatasetKind, splits: &[Split]) -> Result<PathBuf, DataError> {
+        let has_all = |dir: &Path| {
+            splits
+                .iter()
+                .flat_map(|&s| kind.files(s))
+                .all(|f| kind.find_file(dir, f).is_some())
+        };
+        if let Some(dir) = &self.data_dir {
+            return Self::candidates(dir, kind)
+                .into_iter()
+                .find(|d| has_all(d))
+                .ok_or_else(|| DataError::NotInDataDir {
+                    dir: dir.clone(),
+                    dataset: kind.name(),
+                    hint: hint(kind),
+                });
+        }
         let mut roots: Vec<PathBuf> = Vec::new();
-        roots.extend(self.data_dir.clone());
         roots.extend(self.env_dir.clone());
         roots.extend(
             self.system_dirs
@@ -98,7 +126,7 @@ impl DataLocator {
         let mut searched = Vec::new();
         for root in &roots {
             for dir in Self::candidates(root, kind) {
-                if kind.is_complete_in(&dir) {
+                if has_all(&dir) {
                     return Ok(dir);
                 }
                 searched.push(dir);
@@ -133,7 +161,7 @@ impl DataLocator {
 }
 
 fn hint(kind: DatasetKind) -> String {
-    let files = [super::Split::Train, super::Split::Test]
+    let files = [Split::Train, Split::Test]
         .iter()
         .flat_map(|&s| kind.files(s))
         .collect::<Vec<_>>()

@@ -106,6 +106,32 @@ pub enum DataError {
         /// Why downloading failed or was not tried.
         download_error: String,
     },
+    /// `--data-dir` was given but does not hold the dataset.
+    #[error(
+        "{dir} does not hold the {dataset} dataset (looked in it and in its sub-folder named \
+         after the dataset). To get it: {hint}",
+        dir = .dir.display()
+    )]
+    NotInDataDir {
+        /// The folder given.
+        dir: PathBuf,
+        /// Dataset name.
+        dataset: &'static str,
+        /// How to get the data.
+        hint: String,
+    },
+    /// Normalisation constants that do not fit the images.
+    #[error(
+        "normalisation needs 1 or {channels} finite mean values and positive std values, got mean {mean:?}, std {std:?}"
+    )]
+    InvalidNormalization {
+        /// Channels of the images.
+        channels: usize,
+        /// Means given.
+        mean: Vec<f32>,
+        /// Standard deviations given.
+        std: Vec<f32>,
+    },
     /// A download failed.
     #[error("downloading {url} failed: {reason}")]
     Download {

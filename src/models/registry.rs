@@ -40,15 +40,16 @@ impl ModelName {
     ];
 
     /// The configuration of this architecture (10 classes, 3 input channels, BN).
-    pub fn config(self) -> ResNetConfig {
-        match self {
-            ModelName::CifarResNet(depth) => {
-                ResNetConfig::cifar(depth).expect("registered depths are 6n + 2")
-            }
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidDepth`] for a CIFAR ResNet depth that is not `6n + 2`.
+    pub fn config(self) -> Result<ResNetConfig, ModelError> {
+        Ok(match self {
+            ModelName::CifarResNet(depth) => ResNetConfig::cifar(depth)?,
             ModelName::ResNet18Cifar => ResNetConfig::resnet18_cifar(),
             ModelName::ResNet34Cifar => ResNetConfig::resnet34_cifar(),
             ModelName::ResNet50Cifar => ResNetConfig::resnet50_cifar(),
-        }
+        })
     }
 
     fn available() -> String {
@@ -69,11 +70,17 @@ impl fmt::Display for ModelName {
 
 impl FromStr for ModelName {
     type Err = ModelError;
+    /// Parses a registered name, or `resnet<D>` for any CIFAR ResNet depth `D = 6n + 2`
+    /// other than the ImageNet depths 18, 34 and 50.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let name = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|m| m.to_string() == name)
+        if let Some(m) = Self::ALL.into_iter().find(|m| m.to_string() == name) {
+            return Ok(m);
+        }
+        name.strip_prefix("resnet")
+            .and_then(|d| d.parse::<usize>().ok())
+            .filter(|&d| ![18, 34, 50].contains(&d) && ResNetConfig::cifar(d).is_ok())
+            .map(ModelName::CifarResNet)
             .ok_or_else(|| ModelError::UnknownModel {
                 name: s.to_string(),
                 available: Self::available(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use crate::blocks::conv::conv;
 use crate::blocks::{BasicBlock, BlockKind, Bottleneck, NormPlan, ResidualBlock, ShortcutKind};
-use crate::norm::{Norm, NormError};
+use crate::norm::Norm;
 
 /// The first convolution of a ResNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,7 +261,7 @@ impl ResNetConfig {
         planes: usize,
         stride: usize,
         device: &Device,
-    ) -> Result<ResidualBlock, NormError> {
+    ) -> Result<ResidualBlock, ModelError> {
         Ok(match self.block {
             BlockKind::Basic => ResidualBlock::Basic(BasicBlock::new(
                 in_channels,

@@ -37,7 +37,7 @@ pub struct BatchNormConfig {
 pub(crate) fn default_eps() -> f64 {
     1e-5
 }
-fn default_momentum() -> Option<f64> {
+pub(crate) fn default_momentum() -> Option<f64> {
     Some(0.1)
 }
 pub(crate) fn default_true() -> bool {
@@ -155,7 +155,8 @@ pub struct BatchNorm {
     pub weight: Option<Param<Tensor<1>>>,
     /// Shift β `[C]` (present when `affine`).
     pub bias: Option<Param<Tensor<1>>>,
-    /// Running estimate of the mean `[C]` (present when `track_running_stats`).
+    /// Running estimate of the mean `[C]` (present when `track_running_stats`; the three
+    /// running buffers are either all present or all absent).
     pub running_mean: Option<RunningState<Tensor<1>>>,
     /// Running estimate of the (unbiased) variance `[C]`.
     pub running_var: Option<RunningState<Tensor<1>>>,
@@ -199,13 +200,15 @@ impl BatchNorm {
     /// - [`NormError::SingleValuePerChannel`] when batch statistics are needed and there is
     ///   only one value per channel (PyTorch: "Expected more than 1 value per channel when
     ///   training").
+    /// - [`NormError::InconsistentRunningStats`] when the running buffers were edited into
+    ///   an inconsistent state.
     pub fn try_forward<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<D>, NormError> {
         let dims = input.dims();
         check_input(&dims, self.num_features, "BatchNorm")?;
+        let running = self.running_stats()?;
         let training = self.is_training_for(&input);
-        let use_batch_stats = training || self.running_mean.is_none();
-        if !use_batch_stats {
-            return Ok(self.forward_inference(input));
+        if let (false, Some((mean, var, _))) = (training, running) {
+            return Ok(self.forward_inference(input, mean, var));
         }
         let per_channel: usize = dims.iter().product::<usize>() / self.num_features;
         if per_channel <= 1 {
@@ -213,7 +216,35 @@ impl BatchNorm {
                 shape: dims.to_vec(),
             });
         }
-        Ok(self.forward_batch_stats(input, training, per_channel))
+        let update = running.filter(|_| training);
+        Ok(self.forward_batch_stats(input, update, per_channel))
+    }
+
+    /// `(running_mean, running_var, num_batches_tracked)` when the layer tracks running
+    /// statistics (all three present), `None` when it does not (all three absent).
+    ///
+    /// # Errors
+    /// [`NormError::InconsistentRunningStats`] when only some of them are present.
+    #[allow(clippy::type_complexity)]
+    pub fn running_stats(
+        &self,
+    ) -> Result<
+        Option<(
+            &RunningState<Tensor<1>>,
+            &RunningState<Tensor<1>>,
+            &RunningState<Tensor<1>>,
+        )>,
+        NormError,
+    > {
+        match (
+            &self.running_mean,
+            &self.running_var,
+            &self.num_batches_tracked,
+        ) {
+            (Some(m), Some(v), Some(n)) => Ok(Some((m, v, n))),
+            (None, None, None) => Ok(None),
+            _ => Err(NormError::InconsistentRunningStats),
+        }
     }
 
     fn affine_params(&self, device: &Device) -> (Tensor<1>, Tensor<1>) {
@@ -229,40 +260,34 @@ impl BatchNorm {
         (weight, bias)
     }
 
-    fn forward_inference<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+    fn forward_inference<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        running_mean: &RunningState<Tensor<1>>,
+        running_var: &RunningState<Tensor<1>>,
+    ) -> Tensor<D> {
         let device = input.device();
         let (weight, bias) = self.affine_params(&device);
-        let mean = self
-            .running_mean
-            .as_ref()
-            .expect("checked by caller")
-            .value()
-            .to_device(&device);
-        let var = self
-            .running_var
-            .as_ref()
-            .expect("running_var exists with running_mean")
-            .value()
-            .to_device(&device);
+        let mean = running_mean.value().to_device(&device);
+        let var = running_var.value().to_device(&device);
         burn::tensor::module::batch_norm(input, weight, bias, mean, var, self.eps)
     }
 
+    #[allow(clippy::type_complexity)]
     fn forward_batch_stats<const D: usize>(
         &self,
         input: Tensor<D>,
-        update: bool,
+        update: Option<(
+            &RunningState<Tensor<1>>,
+            &RunningState<Tensor<1>>,
+            &RunningState<Tensor<1>>,
+        )>,
         per_channel: usize,
     ) -> Tensor<D> {
         let device = input.device();
         let (weight, bias) = self.affine_params(&device);
         let out = burn::tensor::module::batch_norm_train(input, weight, bias, self.eps);
-        if update
-            && let (Some(rm), Some(rv), Some(nbt)) = (
-                &self.running_mean,
-                &self.running_var,
-                &self.num_batches_tracked,
-            )
-        {
+        if let Some((rm, rv, nbt)) = update {
             let count = nbt.value_sync().to_device(&device).add_scalar(1.0);
             nbt.update(count.clone().detach());
             let n = per_channel as f64;

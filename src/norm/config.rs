@@ -7,7 +7,7 @@ use burn::nn::Identity;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::batch_norm::{default_eps, default_true};
+use super::batch_norm::{default_eps, default_momentum, default_true};
 use super::{BatchNormConfig, GroupNormConfig, Norm, NormError};
 
 /// Which normalization layer to build, independent of its channel count.
@@ -76,10 +76,6 @@ pub enum NormConfig {
     /// No normalization.
     #[serde(rename = "none")]
     Identity,
-}
-
-fn default_momentum() -> Option<f64> {
-    Some(0.1)
 }
 
 /// GroupNorm's group count when `gn` is given without one (Wu & He 2018).
@@ -228,6 +224,8 @@ impl FromStr for NormConfig {
     }
 }
 
+/// The short command-line form (`bn`, `gn:32`, `ln`, `in`, `none`). It names the kind and
+/// the group count only: `eps`, `momentum` and `affine` are in the JSON form.
 impl fmt::Display for NormConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -99,6 +99,11 @@ pub enum NormError {
         /// Shape received.
         shape: Vec<usize>,
     },
+    /// Some but not all of `running_mean`, `running_var`, `num_batches_tracked` are set.
+    #[error(
+        "BatchNorm: running_mean, running_var and num_batches_tracked must be all present or all absent"
+    )]
+    InconsistentRunningStats,
     /// A norm specification string could not be parsed.
     #[error("unknown norm '{0}': use bn, gn[:GROUPS], ln, in or none")]
     Parse(String),

@@ -1,6 +1,6 @@
 //! The configuration of a training run, written to the run's `config.json`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ use super::{Schedule, TrainError};
 use crate::blocks::{NormPlan, Placement, ShortcutKind};
 use crate::data::{Augmentation, DatasetKind};
 use crate::device::BackendKind;
-use crate::models::{ModelName, ResNetConfig};
+use crate::models::{ModelError, ModelName, ResNetConfig};
 use crate::norm::NormConfig;
 
 /// Everything that defines a training run. `config.json` in the run directory holds it,
@@ -48,6 +48,9 @@ pub struct TrainConfig {
     pub test_limit: Option<usize>,
     /// Backend.
     pub backend: BackendKind,
+    /// The `--data-dir` the run was started with, reused by a resume that gives none.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -55,20 +58,23 @@ impl TrainConfig {
     /// weight decay 1e-4, cosine schedule over the run's epochs, seed 0, the dataset's standard
     /// augmentation, flex backend. The model gets the dataset's channels and classes and
     /// the norm plan of `placement` with `bfn`.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidDepth`] for an invalid CIFAR ResNet depth.
     pub fn new(
         dataset: DatasetKind,
         model_name: ModelName,
         placement: Placement,
         bfn: NormConfig,
-    ) -> Self {
+    ) -> Result<Self, ModelError> {
         let epochs = 3;
         let [channels, _, _] = dataset.image_shape();
         let model = model_name
-            .config()
+            .config()?
             .with_in_channels(channels)
             .with_num_classes(dataset.num_classes())
             .with_norm_plan(NormPlan::new(placement, bfn.clone()));
-        Self {
+        Ok(Self {
             dataset,
             model_name,
             placement,
@@ -88,7 +94,8 @@ impl TrainConfig {
             train_limit: None,
             test_limit: None,
             backend: BackendKind::Flex,
-        }
+            data_dir: None,
+        })
     }
 
     /// Sets the shortcut option of the model.
@@ -124,8 +131,40 @@ impl TrainConfig {
                 self.weight_decay
             ));
         }
-        if let Schedule::Step { step_size: 0, .. } = self.schedule {
-            return bad("step schedule needs step_size >= 1".into());
+        let gamma_ok = |g: f64| g.is_finite() && g > 0.0;
+        match &self.schedule {
+            Schedule::Constant => {}
+            Schedule::Step { step_size, gamma } => {
+                if *step_size == 0 || !gamma_ok(*gamma) {
+                    return bad(format!(
+                        "step schedule needs step_size >= 1 and gamma > 0, got {step_size} and {gamma}"
+                    ));
+                }
+            }
+            Schedule::MultiStep { gamma, .. } => {
+                if !gamma_ok(*gamma) {
+                    return bad(format!("multistep schedule needs gamma > 0, got {gamma}"));
+                }
+            }
+            Schedule::Cosine { t_max, eta_min } => {
+                if *t_max == Some(0) || !(eta_min.is_finite() && (0.0..=self.lr).contains(eta_min))
+                {
+                    return bad(format!(
+                        "cosine schedule needs t_max >= 1 and 0 <= eta_min <= lr, got {t_max:?} and {eta_min}"
+                    ));
+                }
+            }
+        }
+        if self.placement != Placement::Bn && !self.bfn.is_batch_free() {
+            return bad(format!(
+                "the {} placement needs a batch-free norm (gn[:G], ln, in or none), got --bfn {}",
+                self.placement, self.bfn
+            ));
+        }
+        if self.model.norm_plan != NormPlan::new(self.placement, self.bfn.clone()) {
+            return bad(
+                "model.norm_plan does not match placement and bfn (edited config.json?)".into(),
+            );
         }
         let [c, _, _] = self.dataset.image_shape();
         if self.model.in_channels != c || self.model.num_classes != self.dataset.num_classes() {

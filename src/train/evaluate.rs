@@ -34,12 +34,13 @@ pub fn evaluate<M: ImageClassifier>(
     batch_size: usize,
     device: &Device,
 ) -> Result<EvalResult, TrainError> {
-    let model = model.valid();
     let loader = eval_loader(dataset, kind, batch_size, device);
-    evaluate_loader(&model, loader.as_ref())
+    evaluate_loader(model, loader.as_ref())
 }
 
-/// Scores an already-valid `model` on the batches of `loader`.
+/// Scores `model` on the batches of `loader`, in inference mode: the model is switched
+/// with [`Module::valid`](burn::module::Module::valid) first, so its running statistics are
+/// used and left untouched whatever device the batches are on.
 ///
 /// # Errors
 /// See [`evaluate`].
@@ -47,6 +48,7 @@ pub fn evaluate_loader<M: ImageClassifier>(
     model: &M,
     loader: &dyn DataLoader<ImageBatch>,
 ) -> Result<EvalResult, TrainError> {
+    let model = model.valid();
     let mut num_images = 0usize;
     let mut correct = 0usize;
     let mut loss_sum = 0f64;

@@ -21,8 +21,8 @@ pub use evaluate::{EvalResult, evaluate, evaluate_loader};
 pub use metrics_csv::{CSV_HEADER, EpochCsvLogger, EpochRow, read_metrics};
 pub use renderer::LineRenderer;
 pub use run::{
-    RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_datasets, sgd,
-    train,
+    RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_split, resume,
+    sgd, train,
 };
 pub use schedule::{EpochLrScheduler, Schedule};
 pub use step::{ImageClassifier, classification_output};

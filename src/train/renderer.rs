@@ -75,7 +75,10 @@ impl LineRenderer {
         };
         let secs = self.split_start.elapsed().as_secs_f64().max(1e-9);
         let pct = 100 * done / self.split_total.max(1);
-        println!(
+        let mut out = std::io::stdout().lock();
+        // A closed pipe must not stop the training: write errors are ignored.
+        let _ = writeln!(
+            out,
             "epoch {}/{} {:<5} {pct:>3}% {done}/{}{}{} {:.0} img/s",
             self.epoch,
             self.total_epochs,
@@ -85,7 +88,7 @@ impl LineRenderer {
             fmt("Accuracy", "acc", "%"),
             done as f64 / secs
         );
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
     }
 }
 
@@ -115,7 +118,8 @@ impl TrainingProgressLogger for LineRenderer {
     ) {
         self.total_epochs = total_epochs;
         self.epoch = starting_epoch.max(1);
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "training for {total_epochs} epochs, starting at epoch {}",
             self.epoch
         );

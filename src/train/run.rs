@@ -37,13 +37,11 @@ pub mod files {
     pub const CHECKPOINTS: &str = "checkpoint";
 }
 
-/// Where and how a run is executed (not part of the run's configuration).
+/// Where a run is executed (not part of the run's configuration).
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// The run directory.
     pub run_dir: PathBuf,
-    /// Continue the run in `run_dir` from its last checkpoint.
-    pub resume: bool,
     /// Where the dataset is read from.
     pub locator: DataLocator,
 }
@@ -63,28 +61,26 @@ pub struct RunSummary {
     pub model_path: PathBuf,
 }
 
-/// Loads the train and test splits of the configured dataset (with the configured limits).
+/// Loads one split of the configured dataset, cut to the configured limit
+/// (`train_limit` / `test_limit`: the first `n` images).
 ///
 /// # Errors
 /// A [`TrainError::Data`] when the data cannot be found or read.
-pub fn load_datasets(
+pub fn load_split(
     config: &TrainConfig,
+    split: Split,
     locator: &DataLocator,
-) -> Result<(ImageDataset, ImageDataset), TrainError> {
-    let dir = locator.locate(config.dataset)?;
-    let limit = |ds: ImageDataset, n: Option<usize>| match n {
-        Some(n) if n < ds.len() => ds.subset((0..n).collect()),
-        _ => Ok(ds),
+) -> Result<ImageDataset, TrainError> {
+    let dir = locator.locate_splits(config.dataset, &[split])?;
+    let dataset = ImageDataset::load(config.dataset, split, &dir)?;
+    let limit = match split {
+        Split::Train => config.train_limit,
+        Split::Test => config.test_limit,
     };
-    let train = limit(
-        ImageDataset::load(config.dataset, Split::Train, &dir)?,
-        config.train_limit,
-    )?;
-    let test = limit(
-        ImageDataset::load(config.dataset, Split::Test, &dir)?,
-        config.test_limit,
-    )?;
-    Ok((train, test))
+    Ok(match limit {
+        Some(n) if n < dataset.len() => dataset.subset((0..n).collect())?,
+        _ => dataset,
+    })
 }
 
 /// The newest epoch of `checkpoint_dir` whose model, optimizer and scheduler files all
@@ -110,52 +106,104 @@ pub fn last_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
     })
 }
 
-/// Trains the configured network with burn-train's `Learner` and scores it.
+/// Trains the configured network with burn-train's `Learner` and scores it: a new run in
+/// `options.run_dir`.
 ///
-/// The run directory receives `config.json`, `metrics.csv` (a row per epoch),
+/// Everything that can fail on the user's input (configuration, backend, data, model) is
+/// checked before the run directory is written, so a failed start leaves nothing behind.
+/// The run directory then receives `config.json`, `metrics.csv` (a row per epoch),
 /// burn-train's checkpoints and logs, `model.safetensors` (the final weights, PyTorch
 /// names) and `final.json` (the test score in inference mode). SGD uses PyTorch's
 /// semantics (momentum with dampening 0, L2 weight decay on every parameter).
 ///
-/// With `options.resume`, the configuration is read from the run directory and training
-/// continues from the newest complete checkpoint (a run killed mid-epoch repeats that
-/// epoch). The data order after a resume is not the one an uninterrupted run would have
-/// seen (the shuffling and augmentation streams restart from the seed).
-///
 /// # Errors
-/// [`TrainError::RunExists`] when `run_dir` already holds a run and `resume` is off,
-/// [`TrainError::NothingToResume`] when there is no run to resume, and any data, model,
-/// training or checkpoint error.
+/// [`TrainError::RunExists`] when `run_dir` already holds a run (use [`resume`]), and any
+/// configuration, data, model, training or checkpoint error.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let run_dir = &options.run_dir;
-    let config_path = run_dir.join(files::CONFIG);
-    let checkpoint_dir = run_dir.join(files::CHECKPOINTS);
-    let (config, resume_epoch) = if options.resume {
-        if !config_path.is_file() {
-            return Err(TrainError::NothingToResume {
-                dir: run_dir.clone(),
-            });
-        }
-        let mut saved = TrainConfig::load(&config_path)?;
-        // The number of epochs may be raised on resume; nothing else changes.
-        saved.epochs = saved.epochs.max(config.epochs);
-        (saved, last_checkpoint(&checkpoint_dir))
-    } else {
-        if config_path.exists() || checkpoint_dir.exists() {
-            return Err(TrainError::RunExists {
-                dir: run_dir.clone(),
-            });
-        }
-        (config.clone(), None)
-    };
-    config.validate()?;
+    if run_dir.join(files::CONFIG).exists() || run_dir.join(files::CHECKPOINTS).exists() {
+        return Err(TrainError::RunExists {
+            dir: run_dir.clone(),
+        });
+    }
+    let prepared = prepare(config, &options.locator)?;
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    config.save(&config_path)?;
+    config.save(&run_dir.join(files::CONFIG))?;
+    run(config, prepared, run_dir, None)
+}
 
+/// Continues the run in `options.run_dir` from its newest complete checkpoint, with the
+/// configuration saved in its `config.json` (same epochs, schedule and data; the data
+/// folder recorded there is used unless `options.locator` names one). A run killed
+/// mid-epoch redoes that epoch; a run killed before its first checkpoint starts over.
+/// The data order after a resume is not the one an uninterrupted run would have seen (the
+/// shuffling and augmentation streams restart from the seed).
+///
+/// # Errors
+/// [`TrainError::NothingToResume`] when the directory holds no `config.json`, and any
+/// data, model, training or checkpoint error.
+pub fn resume(options: &RunOptions) -> Result<RunSummary, TrainError> {
+    let run_dir = &options.run_dir;
+    let config_path = run_dir.join(files::CONFIG);
+    if !config_path.is_file() {
+        return Err(TrainError::NothingToResume {
+            dir: run_dir.clone(),
+        });
+    }
+    let config = TrainConfig::load(&config_path)?;
+    let mut locator = options.locator.clone();
+    if locator.data_dir.is_none() {
+        locator.data_dir = config.data_dir.clone();
+    }
+    let prepared = prepare(&config, &locator)?;
+    let epoch = last_checkpoint(&run_dir.join(files::CHECKPOINTS));
+    match epoch {
+        Some(epoch) => eprintln!(
+            "resuming {} from the checkpoint of epoch {epoch}",
+            run_dir.display()
+        ),
+        None => eprintln!(
+            "{} has no complete checkpoint yet: training starts over from epoch 1",
+            run_dir.display()
+        ),
+    }
+    run(&config, prepared, run_dir, epoch)
+}
+
+/// What a run needs, built and checked before anything is written.
+struct Prepared {
+    device: Device,
+    train_set: ImageDataset,
+    test_set: ImageDataset,
+    model: ResNet,
+}
+
+fn prepare(config: &TrainConfig, locator: &DataLocator) -> Result<Prepared, TrainError> {
+    config.validate()?;
     let device = config.backend.device()?;
-    let (train_set, test_set) = load_datasets(&config, &options.locator)?;
-    let model = build_model(&config, &device)?;
+    let train_set = load_split(config, Split::Train, locator)?;
+    let test_set = load_split(config, Split::Test, locator)?;
+    let model = build_model(config, &device)?;
+    Ok(Prepared {
+        device,
+        train_set,
+        test_set,
+        model,
+    })
+}
 
+fn run(
+    config: &TrainConfig,
+    prepared: Prepared,
+    run_dir: &Path,
+    resume_epoch: Option<usize>,
+) -> Result<RunSummary, TrainError> {
+    let Prepared {
+        device,
+        train_set,
+        test_set,
+        model,
+    } = prepared;
     let metrics_path = run_dir.join(files::METRICS);
     match resume_epoch {
         Some(epoch) => truncate_metrics(&metrics_path, epoch),
@@ -200,10 +248,6 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
         training = training.renderer(Box::new(LineRenderer::new()));
     }
     if let Some(epoch) = resume_epoch {
-        eprintln!(
-            "resuming {} from the checkpoint of epoch {epoch}",
-            run_dir.display()
-        );
         training = training.checkpoint(epoch);
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
@@ -213,7 +257,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
     }
     if result.interrupted.is_some() {
         return Err(TrainError::Interrupted {
-            dir: run_dir.clone(),
+            dir: run_dir.to_path_buf(),
         });
     }
 
@@ -222,7 +266,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
     save_safetensors(&model, &model_path)?;
     let test = super::evaluate::evaluate_loader(&model, loader_test.as_ref())?;
     let summary = RunSummary {
-        run_dir: run_dir.clone(),
+        run_dir: run_dir.to_path_buf(),
         resumed_from_epoch: resume_epoch,
         test,
         epochs: read_metrics(&metrics_path)
@@ -264,10 +308,10 @@ pub fn build_model(config: &TrainConfig, device: &Device) -> Result<ResNet, Trai
 }
 
 /// Scores the weights of a finished run (or any `model.safetensors` with its
-/// `config.json`) on the test set of the run's dataset.
+/// `config.json`) on the test set of the run's dataset, in inference mode.
 ///
 /// # Errors
-/// [`TrainError::NothingToResume`]-like errors for a missing config, a
+/// [`TrainError::NotARun`] when `run_dir` has no `config.json`, a
 /// [`CheckpointError`](crate::checkpoint::CheckpointError) for missing or mismatched
 /// weights, and data errors.
 pub fn evaluate_run(
@@ -289,6 +333,6 @@ pub fn evaluate_run(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| run_dir.join(files::MODEL));
     let model = crate::checkpoint::load_safetensors(model, &weights)?;
-    let (_, test_set) = load_datasets(&config, locator)?;
+    let test_set = load_split(&config, Split::Test, locator)?;
     evaluate(&model, test_set, config.dataset, batch_size, &device)
 }
