@@ -15,7 +15,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use xbn::blocks::{NormPlan, Placement};
 use xbn::data::DatasetKind;
-use xbn::models::ModelName;
+use xbn::models::{Arch, ModelName};
 use xbn::models::{ResNet, ResNetConfig};
 use xbn::norm::NormConfig;
 use xbn::train::{TrainConfig, classification_output, sgd};
@@ -42,11 +42,8 @@ fn train_step(c: &mut Criterion) {
     for placement in [Placement::Bn, Placement::XbnP2] {
         let mut config = TrainConfig::new(
             DatasetKind::Cifar10,
-            ModelName::CifarResNet(20),
-            placement,
-            NormConfig::group(64),
-        )
-        .unwrap();
+            ModelName::new(Arch::CifarResNet(20), placement),
+        );
         config.weight_decay = 5e-4;
         let mut optim = sgd(&config);
         let mut model = Some(resnet20(placement, &device));

@@ -9,7 +9,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 use common::{devices, fixture, to_vec};
 use xbn::blocks::{BlockKind, NormPlan, Placement, ResidualBlock, ShortcutKind};
 use xbn::checkpoint::{CheckpointError, load_safetensors, save_safetensors};
-use xbn::models::{ModelError, ModelName, ResNet, ResNetConfig, count_parameters, tensor_entries};
+use xbn::models::{
+    Arch, ModelError, ModelName, NetworkConfig, ResNet, ResNetConfig, count_parameters,
+    tensor_entries,
+};
 use xbn::norm::{Norm, NormConfig, NormError};
 
 fn pytorch_counts() -> BTreeMap<String, usize> {
@@ -404,22 +407,18 @@ fn model_errors() {
 
     let e = "resnet21".parse::<ModelName>().unwrap_err();
     assert!(e.to_string().contains("resnet20"), "{e}");
-    for name in ModelName::ALL {
+    for name in ModelName::registered() {
         assert_eq!(name.to_string().parse::<ModelName>().unwrap(), name);
     }
     // Any CIFAR depth 6n + 2 round-trips; an invalid one is an error, not a panic.
-    assert_eq!(
-        "resnet8".parse::<ModelName>().unwrap(),
-        ModelName::CifarResNet(8)
-    );
-    assert!(matches!(
-        ModelName::CifarResNet(21).config(),
-        Err(ModelError::InvalidDepth(21))
-    ));
-    assert_eq!(
-        ModelName::ResNet50Cifar.config().unwrap().block,
-        BlockKind::Bottleneck
-    );
+    assert_eq!("resnet8".parse::<Arch>().unwrap(), Arch::CifarResNet(8));
+    let bad = ModelName::new(Arch::CifarResNet(21), Placement::Bn);
+    assert!(matches!(bad.config(), Err(ModelError::InvalidDepth(21))));
+    let name: ModelName = "resnet50-cifar".parse().unwrap();
+    let NetworkConfig::ResNet(r50) = name.config().unwrap() else {
+        panic!()
+    };
+    assert_eq!(r50.block, BlockKind::Bottleneck);
 }
 
 #[test]

@@ -11,11 +11,10 @@ use burn::nn::{Initializer, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use common::{fixture, to_vec};
-use xbn::blocks::NormPlan;
 use xbn::blocks::Placement;
 use xbn::data::{DataLocator, DatasetKind};
 use xbn::device::BackendKind;
-use xbn::models::ModelName;
+use xbn::models::{Arch, ModelName};
 use xbn::norm::NormConfig;
 use xbn::train::{
     CSV_HEADER, EpochLrScheduler, RunOptions, Schedule, TrainConfig, TrainError, evaluate_run,
@@ -81,13 +80,7 @@ fn sgd_has_pytorch_semantics() {
     // One weight p = 1, loss = 2·p: gradient 2; lr 0.5, momentum 0.9, weight decay 0.1.
     // torch.optim.SGD: d = g + wd·p; v = d (first step), then v = m·v + d; p -= lr·v.
     let device = Device::flex().autodiff();
-    let mut config = TrainConfig::new(
-        DatasetKind::Cifar10,
-        ModelName::CifarResNet(20),
-        Placement::Bn,
-        NormConfig::batch(),
-    )
-    .unwrap();
+    let mut config = TrainConfig::new(DatasetKind::Cifar10, "resnet20".parse().unwrap());
     config.momentum = 0.9;
     config.weight_decay = 0.1;
     let mut optim = sgd(&config);
@@ -109,13 +102,8 @@ fn sgd_has_pytorch_semantics() {
 }
 
 fn tiny_config(dataset: DatasetKind, placement: Placement) -> TrainConfig {
-    let mut c = TrainConfig::new(
-        dataset,
-        ModelName::CifarResNet(20),
-        placement,
-        NormConfig::group(64),
-    )
-    .unwrap();
+    let mut c = TrainConfig::new(dataset, ModelName::new(Arch::CifarResNet(20), placement))
+        .with_bfn(NormConfig::group(64));
     c.epochs = 2;
     c.batch_size = 4;
     c.lr = 0.05;
@@ -194,7 +182,7 @@ fn training_on_idx_data_with_one_channel() {
     config.epochs = 1;
     let summary = train(&config, &options).unwrap();
     assert_eq!(summary.test.num_images, 3);
-    assert_eq!(config.model.in_channels, 1);
+    assert_eq!(config.network().unwrap().in_channels(), 1);
 }
 
 #[test]
@@ -219,7 +207,6 @@ fn training_errors() {
     invalid(&|c| c.batch_size = 1);
     invalid(&|c| c.lr = 0.0);
     invalid(&|c| c.epochs = 0);
-    invalid(&|c| c.model.in_channels = 1);
     invalid(&|c| {
         c.schedule = Schedule::Step {
             step_size: 30,
@@ -240,25 +227,21 @@ fn training_errors() {
     });
     invalid(&|c| {
         // An XBN placement needs a batch-free norm.
-        c.placement = Placement::XbnP2;
+        c.model = "resnet20-xbn-p2".parse().unwrap();
         c.bfn = NormConfig::batch();
-        c.model.norm_plan = NormPlan::new(Placement::XbnP2, NormConfig::batch());
     });
-    invalid(&|c| c.placement = Placement::XbnP2); // plan no longer matches
     // None of these left a directory behind.
     assert!(!tmp.path().join("bad").exists());
 
     // A norm that cannot be built, or missing data: a typed error and no run directory, so
     // the corrected command can run in the same place.
     let mut bad_norm = config.clone();
-    bad_norm.placement = Placement::XbnP2;
+    bad_norm.model = "resnet20-xbn-p2".parse().unwrap();
     bad_norm.bfn = NormConfig::group(12);
-    bad_norm.model.norm_plan = NormPlan::new(Placement::XbnP2, NormConfig::group(12));
     let e = train(&bad_norm, &options("retry")).unwrap_err();
     assert!(matches!(e, TrainError::Model(_)), "{e}");
     let mut missing = config.clone();
     missing.dataset = DatasetKind::Mnist;
-    missing.model.in_channels = 1;
     let e = train(&missing, &options("retry")).unwrap_err();
     assert!(matches!(e, TrainError::Data(_)), "{e}");
     assert!(

@@ -8,7 +8,7 @@ use super::{DataArgs, outln};
 use crate::blocks::{Placement, ShortcutKind};
 use crate::data::DatasetKind;
 use crate::device::BackendKind;
-use crate::models::ModelName;
+use crate::models::{ModelError, ModelName};
 use crate::norm::NormConfig;
 use crate::train::{RunOptions, Schedule, TrainConfig, resume, train};
 
@@ -33,17 +33,21 @@ pub struct TrainArgs {
     pub dataset: DatasetKind,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Architecture: resnet20, resnet32, resnet44, resnet56, resnet110 (CIFAR ResNets),
-    /// resnet18-cifar, resnet34-cifar, resnet50-cifar.
+    /// Model name, with an optional norm-plan suffix: e.g. resnet20, resnet20-xbn-p2,
+    /// resnet18-cifar, resnet50-xbn, resnext50-32x4d-gn, mobilenet-v2-xbn,
+    /// shufflenet-v2-1.0x-xbn (`xbn models` lists them all).
     #[arg(long, default_value = "resnet20")]
     pub model: ModelName,
-    /// Norm placement: bn (baseline), xbn-p1, xbn-p2 (the paper's XBNBlock), xbn-p3, all.
-    #[arg(long, value_enum, default_value = "xbn-p2")]
-    pub norm_plan: Placement,
+    /// Norm placement, instead of a suffix of --model: bn (baseline), xbn-p1, xbn-p2 (the
+    /// paper's XBNBlock), xbn-p3, all (batch-free norm everywhere).
+    #[arg(long, value_enum)]
+    pub norm_plan: Option<Placement>,
     /// The batch-free norm of the XBN placements: gn[:GROUPS], ln, in or none. Groups are
-    /// clamped to the channel count (the authors' rule).
-    #[arg(long, default_value = "gn:64")]
-    pub bfn: NormConfig,
+    /// clamped to the channel count (the authors' rule). Default: the authors' choice for
+    /// the architecture (GN 64 for ResNets, 16 for MobileNetV2, 8 or 29 for ShuffleNetV2,
+    /// 32 for the all-GN plan).
+    #[arg(long)]
+    pub bfn: Option<NormConfig>,
     /// Shortcut of the blocks that change shape: a (zero-padding, CIFAR ResNets' default)
     /// or b (1×1 conv + BN). Default: the architecture's own.
     #[arg(long, value_enum)]
@@ -104,13 +108,33 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The model with the placement of --norm-plan, if given.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] when --model has a norm-plan suffix that --norm-plan
+    /// contradicts.
+    pub fn model(&self) -> Result<ModelName, ModelError> {
+        match self.norm_plan {
+            None => Ok(self.model),
+            Some(p) if self.model.placement == Placement::Bn || self.model.placement == p => {
+                Ok(ModelName::new(self.model.arch, p))
+            }
+            Some(p) => Err(ModelError::InvalidConfig(format!(
+                "--model {} and --norm-plan {p} disagree; give the placement once",
+                self.model
+            ))),
+        }
+    }
+
     /// The run configuration these options describe.
     ///
     /// # Errors
-    /// [`ModelError`](crate::models::ModelError) for an invalid model name.
-    pub fn config(&self) -> Result<TrainConfig, crate::models::ModelError> {
-        let mut config =
-            TrainConfig::new(self.dataset, self.model, self.norm_plan, self.bfn.clone())?;
+    /// See [`TrainArgs::model`].
+    pub fn config(&self) -> Result<TrainConfig, ModelError> {
+        let mut config = TrainConfig::new(self.dataset, self.model()?);
+        if let Some(bfn) = &self.bfn {
+            config = config.with_bfn(bfn.clone());
+        }
         if let Some(shortcut) = self.shortcut {
             config = config.with_shortcut(shortcut);
         }
@@ -152,13 +176,13 @@ impl TrainArgs {
         Ok(config)
     }
 
-    /// The run directory.
+    /// The run directory (default `runs/<dataset>-<model>-seed<seed>`).
     pub fn run_dir(&self) -> PathBuf {
         self.output.clone().unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!(
-                "{}-{}-{}-seed{}",
-                self.dataset, self.model, self.norm_plan, self.seed
-            ))
+            let model = self
+                .model()
+                .map_or_else(|_| self.model.to_string(), |m| m.to_string());
+            PathBuf::from("runs").join(format!("{}-{model}-seed{}", self.dataset, self.seed))
         })
     }
 }

@@ -16,11 +16,15 @@ pub struct TensorEntry {
     pub shape: Vec<usize>,
     /// `true` for running statistics (buffers), `false` for trainable parameters.
     pub is_buffer: bool,
+    /// `true` for the weight of a Burn `Linear`, stored `[in, out]` in Burn and
+    /// `[out, in]` in PyTorch.
+    pub is_linear_weight: bool,
 }
 
 #[derive(Default)]
 struct Collector {
     stack: Vec<String>,
+    containers: Vec<String>,
     entries: Vec<TensorEntry>,
 }
 
@@ -32,10 +36,12 @@ impl ModuleVisitor for Collector {
         } else {
             self.stack.push(name.to_string());
         }
+        self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.stack.pop();
+        self.containers.pop();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -46,10 +52,17 @@ impl ModuleVisitor for Collector {
             .filter(|s| !s.is_empty())
             .collect();
         let last = path.last().copied().unwrap_or_default();
+        let module = self
+            .containers
+            .iter()
+            .rev()
+            .find(|c| c.starts_with("Struct:"))
+            .map(String::as_str);
         self.entries.push(TensorEntry {
             path: path.join("."),
             shape: param.shape().dims::<D>().to_vec(),
             is_buffer: BUFFER_NAMES.contains(&last),
+            is_linear_weight: module == Some("Struct:Linear") && last == "weight" && D == 2,
         });
     }
 }
@@ -72,4 +85,77 @@ pub fn count_parameters<M: Module>(module: &M) -> usize {
         .filter(|e| !e.is_buffer)
         .map(|e| e.shape.iter().product::<usize>())
         .sum()
+}
+
+use super::{MobileNetLayer, Network, ResNet, ShuffleNetV2};
+use crate::blocks::{ResidualBlock, Shortcut};
+use crate::norm::Norm;
+
+impl ResNet {
+    /// Every norm layer, in forward order (stem, then each block's norms and its
+    /// projection's norm).
+    pub fn norm_layers(&self) -> Vec<&Norm> {
+        let mut out = vec![&self.bn1];
+        for block in self.blocks() {
+            let downsample = match block {
+                ResidualBlock::Basic(b) => {
+                    out.extend([&b.bn1, &b.bn2]);
+                    &b.downsample
+                }
+                ResidualBlock::Bottleneck(b) => {
+                    out.extend([&b.bn1, &b.bn2, &b.bn3]);
+                    &b.downsample
+                }
+            };
+            if let Some(Shortcut::Projection(p)) = downsample {
+                out.push(&p.bn);
+            }
+        }
+        out
+    }
+}
+
+impl super::MobileNetV2 {
+    /// Every norm layer, in forward order.
+    pub fn norm_layers(&self) -> Vec<&Norm> {
+        let mut out = Vec::new();
+        for layer in &self.features {
+            match layer {
+                MobileNetLayer::Conv(c) => out.push(&c.norm),
+                MobileNetLayer::InvertedResidual(b) => {
+                    if let Some(e) = &b.expand {
+                        out.push(&e.norm);
+                    }
+                    out.extend([&b.depthwise_norm, &b.project_norm]);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl ShuffleNetV2 {
+    /// Every norm layer, in forward order.
+    pub fn norm_layers(&self) -> Vec<&Norm> {
+        let mut out = vec![&self.first_norm];
+        for b in &self.features {
+            if let Some(p) = &b.proj {
+                out.extend([&p.dw_norm, &p.pw_norm]);
+            }
+            out.extend([&b.main_pw_norm, &b.main_dw_norm, &b.main_pw_linear_norm]);
+        }
+        out.push(&self.conv_last_norm);
+        out
+    }
+}
+
+impl Network {
+    /// Every norm layer, in forward order.
+    pub fn norm_layers(&self) -> Vec<&Norm> {
+        match self {
+            Network::ResNet(m) => m.norm_layers(),
+            Network::MobileNetV2(m) => m.norm_layers(),
+            Network::ShuffleNetV2(m) => m.norm_layers(),
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::{Initializer, Linear, LinearConfig, LinearLayout};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,6 @@ impl MobileNetV2Config {
             input, last, 1, 1, &self.norm, device,
         )?));
         let classifier = LinearConfig::new(last, self.num_classes)
-            .with_layout(LinearLayout::Col)
             .with_initializer(Initializer::Normal {
                 mean: 0.0,
                 std: 0.01,
@@ -256,9 +255,16 @@ impl InvertedResidual {
         if let Some(expand) = &self.expand {
             out = expand.try_forward(out)?;
         }
-        let out = relu6(self.depthwise_norm.try_forward(self.depthwise.forward(out))?);
+        let out = relu6(
+            self.depthwise_norm
+                .try_forward(self.depthwise.forward(out))?,
+        );
         let out = self.project_norm.try_forward(self.project.forward(out))?;
-        Ok(if self.use_res_connect { out.add(x) } else { out })
+        Ok(if self.use_res_connect {
+            out.add(x)
+        } else {
+            out
+        })
     }
 }
 

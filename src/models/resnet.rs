@@ -1,10 +1,10 @@
-//! ResNets: one type for the CIFAR ResNets of He et al. (2016, §4.2) and the
-//! torchvision-style ResNets with a CIFAR stem.
+//! ResNets and ResNeXts: one type for the CIFAR ResNets of He et al. (2016, §4.2), the
+//! torchvision/authors' ImageNet ResNets and ResNeXts, and ResNets with a CIFAR stem.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Initializer, Linear, LinearConfig, LinearLayout, PaddingConfig2d};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,7 @@ impl ResNetConfig {
         })
     }
 
-    fn torchvision(block: BlockKind, layers: [usize; 4], stem: Stem) -> Self {
+    fn torchvision(block: BlockKind, layers: [usize; 4], stem: Stem, num_classes: usize) -> Self {
         Self {
             block,
             layers: layers.to_vec(),
@@ -91,27 +91,66 @@ impl ResNetConfig {
             stem,
             shortcut: ShortcutKind::B,
             in_channels: 3,
-            num_classes: 10,
+            num_classes,
             groups: 1,
             width_per_group: 64,
             norm_plan: NormPlan::default(),
         }
     }
 
+    /// The ImageNet ResNet of `depth` 18, 34 (BasicBlock), 50, 101 or 152 (Bottleneck,
+    /// stride on the 3×3): 7×7 stride-2 stem, 3×3 max-pool, stages of `[2, 2, 2, 2]`,
+    /// `[3, 4, 6, 3]`, `[3, 4, 6, 3]`, `[3, 4, 23, 3]`, `[3, 8, 36, 3]` blocks, option-B
+    /// shortcuts, adaptive average pooling, 1000 classes (torchvision's `resnetXX`, the
+    /// authors' `models/resnet.py`). ResNet-50: 25,557,032 parameters.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidDepth`] for another depth.
+    pub fn imagenet(depth: usize) -> Result<Self, ModelError> {
+        let (block, layers) = match depth {
+            18 => (BlockKind::Basic, [2, 2, 2, 2]),
+            34 => (BlockKind::Basic, [3, 4, 6, 3]),
+            50 => (BlockKind::Bottleneck, [3, 4, 6, 3]),
+            101 => (BlockKind::Bottleneck, [3, 4, 23, 3]),
+            152 => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+            _ => return Err(ModelError::InvalidDepth(depth)),
+        };
+        Ok(Self::torchvision(block, layers, Stem::ImageNet, 1000))
+    }
+
+    /// ResNeXt-50 32×4d (Xie et al. 2017; torchvision `resnext50_32x4d`): ResNet-50 with
+    /// 32 groups of width 4 in the 3×3 convolutions (widths 128/256/512/1024).
+    /// 25,028,904 parameters.
+    pub fn resnext50_32x4d() -> Self {
+        let mut c = Self::torchvision(BlockKind::Bottleneck, [3, 4, 6, 3], Stem::ImageNet, 1000);
+        c.groups = 32;
+        c.width_per_group = 4;
+        c
+    }
+
+    /// ResNeXt-101 32×8d: `[3, 4, 23, 3]` blocks, 32 groups of width 8.
+    /// 88,791,336 parameters.
+    pub fn resnext101_32x8d() -> Self {
+        let mut c = Self::torchvision(BlockKind::Bottleneck, [3, 4, 23, 3], Stem::ImageNet, 1000);
+        c.groups = 32;
+        c.width_per_group = 8;
+        c
+    }
+
     /// ResNet-18 (BasicBlock, `[2, 2, 2, 2]`) with a CIFAR stem (3×3 stride-1 conv, no
-    /// max-pool) and option-B shortcuts: 11,173,962 parameters for 10 classes.
+    /// max-pool), option-B shortcuts and 10 classes: 11,173,962 parameters.
     pub fn resnet18_cifar() -> Self {
-        Self::torchvision(BlockKind::Basic, [2, 2, 2, 2], Stem::Cifar)
+        Self::torchvision(BlockKind::Basic, [2, 2, 2, 2], Stem::Cifar, 10)
     }
 
-    /// ResNet-34 (BasicBlock, `[3, 4, 6, 3]`) with a CIFAR stem.
+    /// ResNet-34 (BasicBlock, `[3, 4, 6, 3]`) with a CIFAR stem and 10 classes.
     pub fn resnet34_cifar() -> Self {
-        Self::torchvision(BlockKind::Basic, [3, 4, 6, 3], Stem::Cifar)
+        Self::torchvision(BlockKind::Basic, [3, 4, 6, 3], Stem::Cifar, 10)
     }
 
-    /// ResNet-50 (Bottleneck, `[3, 4, 6, 3]`) with a CIFAR stem.
+    /// ResNet-50 (Bottleneck, `[3, 4, 6, 3]`) with a CIFAR stem and 10 classes.
     pub fn resnet50_cifar() -> Self {
-        Self::torchvision(BlockKind::Bottleneck, [3, 4, 6, 3], Stem::Cifar)
+        Self::torchvision(BlockKind::Bottleneck, [3, 4, 6, 3], Stem::Cifar, 10)
     }
 
     /// Sets the input channels.
@@ -285,15 +324,12 @@ impl ResNetConfig {
     }
 }
 
-/// `nn.Linear(d_input, d_output)` as PyTorch builds it: weight and bias drawn from
-/// U(−1/sqrt(d_input), 1/sqrt(d_input)), the weight saved as `[d_output, d_input]`.
-///
-/// The bound is passed explicitly: with the column layout, Burn's default Kaiming
-/// initializer takes `d_output` as the fan-in.
+/// `nn.Linear(d_input, d_output)` as PyTorch initialises it: weight and bias drawn from
+/// U(−1/sqrt(d_input), 1/sqrt(d_input)). Burn stores the weight `[d_input, d_output]`;
+/// [`crate::checkpoint`] transposes it to PyTorch's `[d_output, d_input]` and back.
 pub(crate) fn pytorch_linear(d_input: usize, d_output: usize, device: &Device) -> Linear {
     let bound = 1.0 / (d_input as f64).sqrt();
     LinearConfig::new(d_input, d_output)
-        .with_layout(LinearLayout::Col)
         .with_initializer(Initializer::Uniform {
             min: -bound,
             max: bound,
@@ -349,13 +385,7 @@ impl ResNet {
     /// [`ModelError::InputChannels`] when dimension 1 is not `in_channels`, and
     /// [`ModelError::Norm`] from a norm (e.g. one value per channel while training).
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<2>, ModelError> {
-        let dims = x.dims();
-        if dims[1] != self.in_channels {
-            return Err(ModelError::InputChannels {
-                expected: self.in_channels,
-                shape: dims.to_vec(),
-            });
-        }
+        super::check_input_channels(&x, self.in_channels)?;
         let mut x = relu(self.bn1.try_forward(self.conv1.forward(x))?);
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);

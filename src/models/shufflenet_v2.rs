@@ -7,7 +7,7 @@ use std::str::FromStr;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, LinearLayout, PaddingConfig2d};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -47,11 +47,14 @@ impl ShuffleNetSize {
         }
     }
 
-    /// GroupNorm group count of the authors' XBNBlock scripts: 8, except 29 at 1.0×
-    /// (58, 116 and 232 are multiples of 29, not of 8). 2.0× has no script; 8 is used.
+    /// GroupNorm group count of the authors' XBNBlock scripts: 8 at 0.5× and 1.5×, 29 at
+    /// 1.0× (58, 116 and 232 are multiples of 29, not of 8). 2.0× has no script: its
+    /// widths 122, 244, 488 are multiples of 61 (and not of 8), so xbn uses 61, clamped to
+    /// 24 on the 24-channel projection, as 29 is at 1.0×.
     pub fn default_gn_groups(self) -> usize {
         match self {
             Self::X1_0 => 29,
+            Self::X2_0 => 61,
             _ => 8,
         }
     }
@@ -175,7 +178,6 @@ impl ShuffleNetV2Config {
         let conv_last_norm = shuffle_norm(&self.norm, last, device)?;
         let classifier = LinearConfig::new(last, self.num_classes)
             .with_bias(false)
-            .with_layout(LinearLayout::Col)
             .with_initializer(Initializer::Normal {
                 mean: 0.0,
                 std: 0.01,
@@ -270,9 +272,12 @@ impl ShuffleBlock {
         config: &ShuffleNetV2Config,
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let main_out = output.checked_sub(input).filter(|&c| c > 0).ok_or_else(|| {
-            ModelError::InvalidConfig(format!("ShuffleNetV2 unit {input} → {output} channels"))
-        })?;
+        let main_out = output
+            .checked_sub(input)
+            .filter(|&c| c > 0)
+            .ok_or_else(|| {
+                ModelError::InvalidConfig(format!("ShuffleNetV2 unit {input} → {output} channels"))
+            })?;
         let proj = (stride == 2)
             .then(|| -> Result<ShuffleProj, NormError> {
                 Ok(ShuffleProj {
@@ -297,7 +302,10 @@ impl ShuffleBlock {
     fn main(&self, x: Tensor<4>) -> Result<Tensor<4>, NormError> {
         let x = relu(self.main_pw_norm.try_forward(self.main_pw.forward(x))?);
         let x = self.main_dw_norm.try_forward(self.main_dw.forward(x))?;
-        Ok(relu(self.main_pw_linear_norm.try_forward(self.main_pw_linear.forward(x))?))
+        Ok(relu(
+            self.main_pw_linear_norm
+                .try_forward(self.main_pw_linear.forward(x))?,
+        ))
     }
 
     /// `[N, C, H, W]` → `[N, out, H / stride, W / stride]`

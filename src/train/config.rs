@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Schedule, TrainError};
-use crate::blocks::{NormPlan, Placement, ShortcutKind};
+use crate::blocks::{Placement, ShortcutKind};
 use crate::data::{Augmentation, DatasetKind};
 use crate::device::BackendKind;
-use crate::models::{ModelError, ModelName, ResNetConfig};
+use crate::models::{ModelError, ModelName, NetworkConfig};
 use crate::norm::NormConfig;
 
 /// Everything that defines a training run. `config.json` in the run directory holds it,
@@ -17,14 +17,13 @@ use crate::norm::NormConfig;
 pub struct TrainConfig {
     /// Dataset.
     pub dataset: DatasetKind,
-    /// Architecture name (`resnet20`).
-    pub model_name: ModelName,
-    /// Where the batch-free norm goes.
-    pub placement: Placement,
-    /// The batch-free norm of the XBN placements.
+    /// Architecture and norm placement (`resnet20-xbn-p2`).
+    pub model: ModelName,
+    /// The batch-free norm of the XBN placements (ignored by `bn`).
     pub bfn: NormConfig,
-    /// The resolved network configuration (channels and classes of the dataset, norm plan).
-    pub model: ResNetConfig,
+    /// Shortcut option of a ResNet (`None`: the architecture's own).
+    #[serde(default)]
+    pub shortcut: Option<ShortcutKind>,
     /// Number of epochs.
     pub epochs: usize,
     /// Mini-batch size (also the BatchNorm batch).
@@ -54,33 +53,17 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// A configuration with xbn's defaults: 3 epochs, batch 128, lr 0.1, momentum 0.9,
-    /// weight decay 1e-4, cosine schedule over the run's epochs, seed 0, the dataset's standard
-    /// augmentation, flex backend. The model gets the dataset's channels and classes and
-    /// the norm plan of `placement` with `bfn`.
-    ///
-    /// # Errors
-    /// [`ModelError::InvalidDepth`] for an invalid CIFAR ResNet depth.
-    pub fn new(
-        dataset: DatasetKind,
-        model_name: ModelName,
-        placement: Placement,
-        bfn: NormConfig,
-    ) -> Result<Self, ModelError> {
-        let epochs = 3;
-        let [channels, _, _] = dataset.image_shape();
-        let model = model_name
-            .config()?
-            .with_in_channels(channels)
-            .with_num_classes(dataset.num_classes())
-            .with_norm_plan(NormPlan::new(placement, bfn.clone()));
-        Ok(Self {
+    /// A configuration with xbn's defaults: the architecture's default batch-free norm
+    /// ([`Arch::default_bfn`](crate::models::Arch::default_bfn)), 3 epochs, batch 128,
+    /// lr 0.1, momentum 0.9, weight decay 1e-4, cosine schedule over the run's epochs,
+    /// seed 0, the dataset's standard augmentation, flex backend.
+    pub fn new(dataset: DatasetKind, model: ModelName) -> Self {
+        Self {
             dataset,
-            model_name,
-            placement,
-            bfn,
             model,
-            epochs,
+            bfn: model.arch.default_bfn(model.placement),
+            shortcut: None,
+            epochs: 3,
             batch_size: 128,
             lr: 0.1,
             momentum: 0.9,
@@ -95,16 +78,49 @@ impl TrainConfig {
             test_limit: None,
             backend: BackendKind::Flex,
             data_dir: None,
-        })
+        }
     }
 
-    /// Sets the shortcut option of the model.
-    pub fn with_shortcut(mut self, shortcut: ShortcutKind) -> Self {
-        self.model.shortcut = shortcut;
+    /// Sets the batch-free norm.
+    pub fn with_bfn(mut self, bfn: NormConfig) -> Self {
+        self.bfn = bfn;
         self
     }
 
-    /// Checks the values a user can get wrong.
+    /// Sets the shortcut option of a ResNet.
+    pub fn with_shortcut(mut self, shortcut: ShortcutKind) -> Self {
+        self.shortcut = Some(shortcut);
+        self
+    }
+
+    /// The network to train: the model's configuration with this run's batch-free norm,
+    /// the dataset's channels and classes, and the shortcut option.
+    ///
+    /// # Errors
+    /// [`ModelError`] when the name, placement or shortcut does not fit the architecture.
+    pub fn network(&self) -> Result<NetworkConfig, ModelError> {
+        let [channels, _, _] = self.dataset.image_shape();
+        let mut network = self
+            .model
+            .config_with_bfn(self.bfn.clone())?
+            .with_in_channels(channels)
+            .with_num_classes(self.dataset.num_classes());
+        if let Some(shortcut) = self.shortcut {
+            match &mut network {
+                NetworkConfig::ResNet(c) => c.shortcut = shortcut,
+                _ => {
+                    return Err(ModelError::InvalidConfig(format!(
+                        "{} has no shortcut option",
+                        self.model
+                    )));
+                }
+            }
+        }
+        Ok(network)
+    }
+
+    /// Checks the values a user can get wrong (the network itself is checked when it is
+    /// built, see [`TrainConfig::network`]).
     ///
     /// # Errors
     /// [`TrainError::InvalidConfig`] saying which value is out of range.
@@ -155,25 +171,10 @@ impl TrainConfig {
                 }
             }
         }
-        if self.placement != Placement::Bn && !self.bfn.is_batch_free() {
+        if self.model.placement != Placement::Bn && !self.bfn.is_batch_free() {
             return bad(format!(
-                "the {} placement needs a batch-free norm (gn[:G], ln, in or none), got --bfn {}",
-                self.placement, self.bfn
-            ));
-        }
-        if self.model.norm_plan != NormPlan::new(self.placement, self.bfn.clone()) {
-            return bad(
-                "model.norm_plan does not match placement and bfn (edited config.json?)".into(),
-            );
-        }
-        let [c, _, _] = self.dataset.image_shape();
-        if self.model.in_channels != c || self.model.num_classes != self.dataset.num_classes() {
-            return bad(format!(
-                "the model takes {} channels and {} classes, {} has {c} and {}",
-                self.model.in_channels,
-                self.model.num_classes,
-                self.dataset,
-                self.dataset.num_classes()
+                "{} needs a batch-free norm (gn[:G], ln, in or none), got --bfn {}",
+                self.model, self.bfn
             ));
         }
         if matches!(self.train_limit, Some(n) if n < self.batch_size) {

@@ -21,7 +21,7 @@ use super::renderer::LineRenderer;
 use super::{EpochLrScheduler, EvalResult, TrainConfig, TrainError, evaluate};
 use crate::checkpoint::save_safetensors;
 use crate::data::{DataLocator, ImageDataset, Split, eval_loader, train_loader};
-use crate::models::ResNet;
+use crate::models::Network;
 
 /// File names inside a run directory.
 pub mod files {
@@ -175,7 +175,7 @@ struct Prepared {
     device: Device,
     train_set: ImageDataset,
     test_set: ImageDataset,
-    model: ResNet,
+    model: Network,
 }
 
 fn prepare(config: &TrainConfig, locator: &DataLocator) -> Result<Prepared, TrainError> {
@@ -301,10 +301,10 @@ pub fn sgd(config: &TrainConfig) -> ModuleOptimizer {
 ///
 /// # Errors
 /// [`TrainError::Model`] when the configuration cannot be built.
-pub fn build_model(config: &TrainConfig, device: &Device) -> Result<ResNet, TrainError> {
+pub fn build_model(config: &TrainConfig, device: &Device) -> Result<Network, TrainError> {
     let device = device.clone().autodiff();
     device.seed(config.seed);
-    Ok(config.model.init(&device)?)
+    Ok(config.network()?.init(&device)?)
 }
 
 /// Scores the weights of a finished run (or any `model.safetensors` with its
@@ -328,7 +328,7 @@ pub fn evaluate_run(
     }
     let config = TrainConfig::load(&config_path)?;
     let device = config.backend.device()?;
-    let model = config.model.init(&device)?;
+    let model = config.network()?.init(&device)?;
     let weights = checkpoint
         .map(Path::to_path_buf)
         .unwrap_or_else(|| run_dir.join(files::MODEL));

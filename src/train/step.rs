@@ -5,7 +5,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor};
 use burn::train::ClassificationOutput;
 
-use crate::models::{ModelError, ResNet};
+use crate::models::{ModelError, Network, ResNet};
 
 /// A network that maps images `[N, C, H, W]` to class logits `[N, classes]`.
 ///
@@ -24,6 +24,12 @@ pub trait ImageClassifier: Module + core::fmt::Display + 'static {
 }
 
 impl ImageClassifier for ResNet {
+    fn logits(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
+        self.try_forward(images)
+    }
+}
+
+impl ImageClassifier for Network {
     fn logits(&self, images: Tensor<4>) -> Result<Tensor<2>, ModelError> {
         self.try_forward(images)
     }
@@ -74,3 +80,4 @@ macro_rules! impl_classifier_steps {
 }
 
 impl_classifier_steps!(ResNet);
+impl_classifier_steps!(Network);

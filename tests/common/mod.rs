@@ -33,8 +33,16 @@ pub struct Golden {
 
 impl Golden {
     pub fn load(case: &str) -> Self {
-        let path = fixture(&format!("golden/{case}.data.safetensors"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Self {
+            case: case.to_string(),
+            ..Self::load_path(&fixture(&format!("golden/{case}.data.safetensors")))
+        }
+    }
+
+    /// Any safetensors file of float32 tensors.
+    pub fn load_path(path: &std::path::Path) -> Self {
+        let case = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
         let tensors = st
             .tensors()
@@ -48,10 +56,7 @@ impl Golden {
                 (name, (values, view.shape().to_vec()))
             })
             .collect();
-        Self {
-            case: case.to_string(),
-            tensors,
-        }
+        Self { case, tensors }
     }
 
     pub fn values(&self, key: &str) -> &[f32] {
