@@ -393,3 +393,120 @@ fn registry_names() {
     assert!(matches!(mv2.norm_layers()[0], Norm::Batch(_)));
     assert!(matches!(mv2.norm_layers().last().unwrap(), Norm::Batch(_)));
 }
+
+#[test]
+fn image_preprocessing_matches_torchvision() {
+    let png = fixture("images/pattern_300x200.png");
+    let ours = xbn::data::preprocess(&png, 64, 56).unwrap();
+    let reference = Golden::load_path(&fixture("images/pattern_300x200.torchvision.safetensors"));
+    let expected = reference.values("pixels");
+    assert_eq!(ours.len(), expected.len());
+    let diffs: Vec<f32> = ours
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    let max = diffs.iter().fold(0f32, |m, &d| m.max(d));
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    println!("preprocess vs torchvision: max {max:.4}, mean {mean:.5} (normalised units)");
+    // Both resample with an antialiased triangle filter; the rest is rounding of bytes
+    // (one byte is 1/255/0.225 ≈ 0.017 here).
+    assert!(max < 0.04 && mean < 0.01, "max {max}, mean {mean}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.jpg");
+    std::fs::write(&bad, b"not an image").unwrap();
+    let e = xbn::data::preprocess(&bad, 256, 224).unwrap_err();
+    assert!(e.to_string().contains("bad.jpg"), "{e}");
+    assert!(xbn::data::preprocess(&png, 64, 65).is_err());
+}
+
+#[test]
+fn predict_and_models_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let name: ModelName = "shufflenet-v2-0.5x-xbn".parse().unwrap();
+    let model = name
+        .config()
+        .unwrap()
+        .with_num_classes(3)
+        .init(&device)
+        .unwrap();
+    let weights = tmp.path().join("w.safetensors");
+    save_safetensors(&model, &weights).unwrap();
+    let labels = tmp.path().join("labels.txt");
+    std::fs::write(&labels, "cat\ndog\nbird\n").unwrap();
+    let png = fixture("images/pattern_300x200.png");
+    let xbn = env!("CARGO_BIN_EXE_xbn");
+    let out = std::process::Command::new(xbn)
+        .args([
+            "predict",
+            "--model",
+            "shufflenet-v2-0.5x-xbn",
+            "--num-classes",
+            "3",
+            "--top-k",
+            "3",
+        ])
+        .arg("--checkpoint")
+        .arg(&weights)
+        .arg("--labels")
+        .arg(&labels)
+        .arg(&png)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same probabilities as the library computes.
+    let x = xbn::data::image_batch(&[png.as_path()], 256, 224, &device).unwrap();
+    let probs = to_vec(burn::tensor::activation::softmax(
+        model.valid().forward(x),
+        1,
+    ));
+    let lines: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let mut sum = 0.0;
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let class: usize = fields[2].parse().unwrap();
+        let p: f32 = fields[5].parse().unwrap();
+        assert!((p - probs[class]).abs() < 1e-3, "{line} vs {probs:?}");
+        assert_eq!(fields[6], ["cat", "dog", "bird"][class]);
+        sum += p;
+    }
+    assert!((sum - 1.0).abs() < 1e-3);
+
+    // A label file of the wrong length is a clear error.
+    std::fs::write(&labels, "cat\ndog\n").unwrap();
+    let out = std::process::Command::new(xbn)
+        .args([
+            "predict",
+            "--model",
+            "shufflenet-v2-0.5x-xbn",
+            "--num-classes",
+            "3",
+        ])
+        .arg("--checkpoint")
+        .arg(&weights)
+        .arg("--labels")
+        .arg(&labels)
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 class names for a model of 3 classes")
+    );
+
+    let out = std::process::Command::new(xbn)
+        .args(["models", "--names"])
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(names.lines().count(), ModelName::registered().len());
+    assert!(names.lines().any(|l| l == "resnext50-32x4d-xbn"));
+}

@@ -18,7 +18,10 @@ Writes
                                    the variants xbn must read) or safetensors, and the
                                    eval-mode logits of a fixed input (<case>.io.safetensors)
 
-Usage: python3 tools/gen_zoo.py   (needs torch, safetensors)
+  tests/fixtures/images/           a PNG and torchvision's evaluation transform of it
+
+Usage: python3 tools/gen_zoo.py [counts] [parity] [preprocess]
+       (needs torch, torchvision, safetensors, pillow)
 """
 
 import json
@@ -491,10 +494,33 @@ def parity():
                    "bfn": "gn:16", "naming": "torchvision"}, f, indent=1)
 
 
+def preprocess_case():
+    """A 200x300 PNG and torchvision's evaluation transform of it (Resize(64),
+    CenterCrop(56), ToTensor, Normalize(ImageNet)), for xbn's `preprocess`."""
+    import numpy as np
+    from PIL import Image
+    import torchvision.transforms as T
+    h, w = 200, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx // 20 + yy // 20) % 2) * 200 + 20], -1).astype(np.uint8)
+    out = os.path.join(ROOT, "images")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "pattern_300x200.png")
+    Image.fromarray(img).save(path)
+    t = T.Compose([T.Resize(64), T.CenterCrop(56), T.ToTensor(),
+                   T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    x = t(Image.open(path).convert("RGB"))
+    save_file({"pixels": x.contiguous()}, os.path.join(out, "pattern_300x200.torchvision.safetensors"))
+    print("preprocess fixture", tuple(x.shape), file=sys.stderr)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    what = sys.argv[1:] or ["counts", "parity"]
+    what = sys.argv[1:] or ["counts", "parity", "preprocess"]
     if "counts" in what:
         counts()
     if "parity" in what:
         parity()
+    if "preprocess" in what:
+        preprocess_case()
+

@@ -262,9 +262,11 @@ pub fn load_weights<M: Module>(
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
-    let candidates = match options.naming {
-        Naming::Auto => vec![Naming::Authors, Naming::Torchvision],
-        n => vec![n],
+    // Only MobileNetV2's names differ between torchvision and the authors.
+    let candidates = match (options.naming, family) {
+        (Naming::Auto, Family::MobileNetV2) => vec![Naming::Authors, Naming::Torchvision],
+        (Naming::Auto, _) => vec![Naming::Authors],
+        (n, _) => vec![n],
     };
     let (naming, names) = candidates
         .into_iter()

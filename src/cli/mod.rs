@@ -1,6 +1,8 @@
-//! The `xbn` command line: `xbn train`, `xbn eval`.
+//! The `xbn` command line: `xbn train`, `xbn eval`, `xbn models`, `xbn predict`.
 
 mod eval;
+mod models;
+mod predict;
 mod train;
 
 use std::path::PathBuf;
@@ -25,6 +27,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score the weights of a finished run on its test set, in inference mode.
     Eval(eval::EvalArgs),
+    /// List the registered models with their parameters and multiply-accumulates.
+    Models(models::ModelsArgs),
+    /// Classify image files with a model and a checkpoint (ImageNet preprocessing).
+    Predict(predict::PredictArgs),
 }
 
 /// Where datasets are read from.
@@ -62,6 +68,8 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Models(args) => models::run(args),
+        Command::Predict(args) => predict::run(args),
     };
     match result {
         Ok(()) => 0,

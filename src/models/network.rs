@@ -12,6 +12,7 @@ use super::{
 /// The configuration of any zoo network (serialised in a run's `config.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "family", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub enum NetworkConfig {
     /// ResNet or ResNeXt (CIFAR or ImageNet stem).
     #[serde(rename = "resnet")]

@@ -219,7 +219,7 @@ fn run(
         config.epochs,
         iters_per_epoch,
     );
-    let optim = sgd(&config);
+    let optim = sgd(config);
 
     let loader_train = train_loader(
         train_set,
