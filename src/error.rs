@@ -7,6 +7,7 @@
 
 use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
+use crate::esm::EsmError;
 use crate::models::ModelError;
 use crate::norm::NormError;
 use crate::train::TrainError;
@@ -26,6 +27,9 @@ pub enum Error {
     /// Weights could not be saved or loaded.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// An estimation shift measurement failed.
+    #[error(transparent)]
+    Esm(#[from] EsmError),
     /// Training or evaluation failed.
     #[error(transparent)]
     Train(#[from] TrainError),

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod esm;
 mod fsutil;
 pub mod models;
 pub mod norm;

@@ -1,5 +1,6 @@
-//! The `xbn` command line: `xbn train`, `xbn eval`, `xbn models`, `xbn predict`.
+//! The `xbn` command line: `xbn train`, `xbn eval`, `xbn esm`, `xbn models`, `xbn predict`.
 
+mod esm;
 mod eval;
 mod models;
 mod predict;
@@ -27,6 +28,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score the weights of a finished run on its test set, in inference mode.
     Eval(eval::EvalArgs),
+    /// Measure the estimation shift magnitude of every BatchNorm of a trained model.
+    Esm(esm::EsmArgs),
     /// List the registered models with their parameters and multiply-accumulates.
     Models(models::ModelsArgs),
     /// Classify image files with a model and a checkpoint (ImageNet preprocessing).
@@ -68,6 +71,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Esm(args) => esm::run(args),
         Command::Models(args) => models::run(args),
         Command::Predict(args) => predict::run(args),
     };

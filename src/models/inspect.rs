@@ -1,6 +1,6 @@
 //! Listing the parameters and buffers of any module by their PyTorch-style path.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
 /// Names of the non-trainable state tensors of a norm (PyTorch "buffers").
@@ -19,6 +19,8 @@ pub struct TensorEntry {
     /// `true` for the weight of a Burn `Linear`, stored `[in, out]` in Burn and
     /// `[out, in]` in PyTorch.
     pub is_linear_weight: bool,
+    /// Burn's id of the parameter or buffer.
+    pub id: ParamId,
 }
 
 #[derive(Default)]
@@ -63,6 +65,7 @@ impl ModuleVisitor for Collector {
             shape: param.shape().dims::<D>().to_vec(),
             is_buffer: BUFFER_NAMES.contains(&last),
             is_linear_weight: module == Some("Struct:Linear") && last == "weight" && D == 2,
+            id: param.id,
         });
     }
 }

@@ -206,6 +206,10 @@ impl BatchNorm {
         let dims = input.dims();
         check_input(&dims, self.num_features, "BatchNorm")?;
         let running = self.running_stats()?;
+        if let Some((running_mean, _, _)) = running {
+            // Reports the input to an active ESM measurement on this thread (no-op otherwise).
+            crate::esm::record::observe(running_mean, &input);
+        }
         let training = self.is_training_for(&input);
         if let (false, Some((mean, var, _))) = (training, running) {
             return Ok(self.forward_inference(input, mean, var));

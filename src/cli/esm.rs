@@ -1,0 +1,108 @@
+//! `xbn esm`.
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use clap::Args;
+
+use super::{DataArgs, outln};
+use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
+use crate::data::{DatasetKind, ImageDataset, Split};
+use crate::esm::measure_dataset;
+use crate::models::ModelName;
+use crate::train::{TrainConfig, TrainError, files};
+
+/// Options of `xbn esm`.
+#[derive(Debug, Args)]
+pub struct EsmArgs {
+    /// Run directory of `xbn train`: its config.json gives the model and dataset, its
+    /// model.safetensors the weights (unless --checkpoint is given).
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    pub run: Option<PathBuf>,
+    /// Model name (with --checkpoint and --dataset), e.g. resnet20-xbn-p2.
+    #[arg(long, requires_all = ["checkpoint", "dataset"])]
+    pub model: Option<ModelName>,
+    /// Weights (PyTorch .pth/.pt or safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Dataset whose test split is measured (with --model).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Measure on the training split instead of the test split.
+    #[arg(long)]
+    pub train_split: bool,
+    /// Batch size of the measuring pass (the result does not depend on it).
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Folder for esm.json, esm.csv, esm.png and esm.svg (default: the run directory, or
+    /// the current folder).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
+    let device = burn::tensor::Device::flex();
+    let (network, dataset, weights, default_out) = match (&args.run, &args.model) {
+        (Some(run), _) => {
+            let config_path = run.join(files::CONFIG);
+            if !config_path.is_file() {
+                return Err(TrainError::NotARun { dir: run.clone() }.into());
+            }
+            let config = TrainConfig::load(&config_path)?;
+            let weights = args
+                .checkpoint
+                .clone()
+                .unwrap_or_else(|| run.join(files::MODEL));
+            (config.network()?, config.dataset, weights, run.clone())
+        }
+        (None, Some(model)) => {
+            let dataset = args.dataset.expect("clap requires --dataset with --model");
+            let [c, _, _] = dataset.image_shape();
+            let network = model
+                .config()?
+                .with_in_channels(c)
+                .with_num_classes(dataset.num_classes());
+            let weights = args.checkpoint.clone().expect("clap requires --checkpoint");
+            (network, dataset, weights, PathBuf::from("."))
+        }
+        (None, None) => {
+            return Err(TrainError::InvalidConfig(
+                "give --run DIR, or --model NAME --checkpoint FILE --dataset NAME".into(),
+            )
+            .into());
+        }
+    };
+    let model = network.init(&device)?;
+    let options = LoadOptions {
+        family: Some(model.family()),
+        naming: Naming::Auto,
+        allow_partial: false,
+    };
+    let (model, _) = load_weights(model, &weights, &options)?;
+    let split = if args.train_split {
+        Split::Train
+    } else {
+        Split::Test
+    };
+    let dir = args.data.locator().locate_splits(dataset, &[split])?;
+    let data = ImageDataset::load(dataset, split, &dir)?;
+    let report = measure_dataset(&model.valid(), data, dataset, args.batch_size, &device)?;
+    let out = args.output.unwrap_or(default_out);
+    std::fs::create_dir_all(&out).map_err(|e| TrainError::Io {
+        path: out.clone(),
+        source: e,
+    })?;
+    report.write_json(&out.join("esm.json"))?;
+    report.write_csv(&out.join("esm.csv"))?;
+    let title = format!("Estimation shift on {dataset} ({split:?} split)");
+    report.plot(&out.join("esm.png"), &title)?;
+    report.plot(&out.join("esm.svg"), &title)?;
+    outln!("{}", report.table());
+    outln!(
+        "ESM mean = ||running_mean - E[x]||_2 and ESM var = ||running_var - Var[x]||_2 per layer (the paper's definition); /sqrtC columns divide by sqrt(channels)."
+    );
+    outln!("wrote {}/esm.{{json,csv,png,svg}}", out.display());
+    Ok(())
+}
