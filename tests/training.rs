@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::lr_scheduler::LrScheduler;
+use burn::module::Module;
 use burn::nn::{Initializer, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -419,4 +420,70 @@ fn cli_usage_errors_are_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an xbn run directory"));
+}
+
+#[test]
+fn tracking_esm_does_not_change_the_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |dir: &str, track: bool| {
+        let mut config = tiny_config(DatasetKind::Cifar10, Placement::XbnP2);
+        config.epochs = 2;
+        config.track_esm = track;
+        let options = RunOptions {
+            run_dir: tmp.path().join(dir),
+            locator: fixture_locator(),
+        };
+        train(&config, &options).unwrap();
+        std::fs::read(tmp.path().join(dir).join(files::MODEL)).unwrap()
+    };
+    let plain = run("plain", false);
+    let again = run("again", false);
+    let tracked = run("tracked", true);
+    assert!(plain == again, "training is not deterministic");
+    assert!(plain == tracked, "the tracked run trained differently");
+    let dir = tmp.path().join("tracked");
+    let rows = xbn::train::read_esm_epochs(&dir.join(files::ESM_EPOCHS)).unwrap();
+    // ResNet-20 XBN-P2: 9 BatchNorms, 2 epochs.
+    assert_eq!(rows.len(), 18);
+    assert_eq!(rows.iter().filter(|r| r.epoch == 2).count(), 9);
+    assert!(
+        rows.iter()
+            .all(|r| r.esm_mean.is_finite() && r.esm_var.is_finite())
+    );
+    for f in [
+        "esm_mean_over_epochs.png",
+        "esm_var_over_epochs.svg",
+        "error_over_epochs.png",
+        "esm/epoch-2.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    // The last epoch's tracked ESM is the ESM of the final model.
+    let model = xbn::train::build_model(
+        &TrainConfig::load(&dir.join(files::CONFIG)).unwrap(),
+        &Device::flex(),
+    )
+    .unwrap();
+    let model = xbn::checkpoint::load_safetensors(model.valid(), &dir.join(files::MODEL)).unwrap();
+    let test = xbn::data::ImageDataset::load(
+        DatasetKind::Cifar10,
+        xbn::data::Split::Test,
+        &fixture("cifar10"),
+    )
+    .unwrap();
+    let report =
+        xbn::esm::measure_dataset(&model, test, DatasetKind::Cifar10, 2, &Device::flex()).unwrap();
+    for (l, r) in report
+        .layers
+        .iter()
+        .zip(rows.iter().filter(|r| r.epoch == 2))
+    {
+        assert_eq!(l.path, r.path);
+        assert!(
+            (l.esm_mean - r.esm_mean).abs() <= 1e-9 * l.esm_mean.max(1.0),
+            "{} {}",
+            l.esm_mean,
+            r.esm_mean
+        );
+    }
 }

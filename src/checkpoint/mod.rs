@@ -402,10 +402,8 @@ pub fn save_weights<M: Module>(
             (name.clone(), view)
         })
         .collect();
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("library".to_string(), "xbn".to_string()),
-    ]);
+    // One key only: a HashMap's order is random, and the same model must give the same bytes.
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| store_err(path, e))?;
     crate::fsutil::write_atomic(path, &bytes).map_err(|e| store_err(path, e))
 }

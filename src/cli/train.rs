@@ -98,6 +98,10 @@ pub struct TrainArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
+    /// Measure the estimation shift of every BatchNorm on the test set after each epoch
+    /// (esm_epochs.csv, esm/epoch-N.json, esm_*_over_epochs.png/svg, error_over_epochs).
+    #[arg(long)]
+    pub track_esm: bool,
     /// Run directory (default: runs/<dataset>-<model>-<plan>-seed<seed>).
     #[arg(long, short, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -173,6 +177,7 @@ impl TrainArgs {
         config.test_limit = self.test_limit;
         config.backend = self.backend;
         config.data_dir = self.data.data_dir.clone();
+        config.track_esm = self.track_esm;
         Ok(config)
     }
 

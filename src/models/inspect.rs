@@ -162,3 +162,27 @@ impl Network {
         }
     }
 }
+
+struct Initialize;
+
+impl ModuleVisitor for Initialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Draws the initial value of every parameter now, in module order.
+///
+/// Burn initialises parameters lazily, on first use, so without this the random draws of a
+/// model happen whenever (and in whatever order) it is first used, and a seed set on the
+/// device right before building it would not reproduce its weights. Every zoo model's
+/// `init` ends with this.
+pub trait InitializeNow: Module + Sized {
+    /// Initialises every parameter and returns the module.
+    fn initialized(self) -> Self {
+        self.visit(&mut Initialize);
+        self
+    }
+}
+
+impl<M: Module> InitializeNow for M {}

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::inspect::InitializeNow;
 use crate::blocks::conv::conv;
 use crate::norm::{Norm, NormConfig, NormError};
 
@@ -157,7 +158,8 @@ impl MobileNetV2Config {
             features,
             classifier,
             in_channels: self.in_channels,
-        })
+        }
+        .initialized())
     }
 }
 

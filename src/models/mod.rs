@@ -18,7 +18,7 @@ mod registry;
 mod resnet;
 mod shufflenet_v2;
 
-pub use inspect::{BUFFER_NAMES, TensorEntry, count_parameters, tensor_entries};
+pub use inspect::{BUFFER_NAMES, InitializeNow, TensorEntry, count_parameters, tensor_entries};
 pub use mobilenet_v2::{
     ConvNormAct, INVERTED_RESIDUAL_SETTING, InvertedResidual, MobileNetLayer, MobileNetV2,
     MobileNetV2Config, make_divisible,

@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::inspect::InitializeNow;
 use crate::blocks::conv::conv;
 use crate::blocks::{BasicBlock, BlockKind, Bottleneck, NormPlan, ResidualBlock, ShortcutKind};
 use crate::norm::Norm;
@@ -291,7 +292,8 @@ impl ResNetConfig {
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: pytorch_linear(self.feature_channels(), self.num_classes, device),
             in_channels: self.in_channels,
-        })
+        }
+        .initialized())
     }
 
     fn block_init(

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::inspect::InitializeNow;
 use crate::blocks::conv::conv_with_std;
 use crate::norm::{Norm, NormConfig, NormError};
 
@@ -196,7 +197,8 @@ impl ShuffleNetV2Config {
             dropout: (self.size == ShuffleNetSize::X2_0).then(|| DropoutConfig::new(0.2).init()),
             classifier,
             in_channels: self.in_channels,
-        })
+        }
+        .initialized())
     }
 }
 

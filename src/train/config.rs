@@ -50,6 +50,10 @@ pub struct TrainConfig {
     /// The `--data-dir` the run was started with, reused by a resume that gives none.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// Measure the ESM of every BatchNorm on the test set after each epoch
+    /// (`esm_epochs.csv`, `esm/epoch-N.json`, plots over epochs).
+    #[serde(default)]
+    pub track_esm: bool,
 }
 
 impl TrainConfig {
@@ -78,6 +82,7 @@ impl TrainConfig {
             test_limit: None,
             backend: BackendKind::Flex,
             data_dir: None,
+            track_esm: false,
         }
     }
 

@@ -15,6 +15,7 @@ mod renderer;
 mod run;
 mod schedule;
 mod step;
+mod track;
 
 pub use config::TrainConfig;
 pub use evaluate::{EvalResult, evaluate, evaluate_loader};
@@ -26,6 +27,7 @@ pub use run::{
 };
 pub use schedule::{EpochLrScheduler, Schedule};
 pub use step::{ImageClassifier, classification_output};
+pub use track::{ESM_CSV_HEADER, EsmEpochRow, EsmTracker, plot_over_epochs, read_esm_epochs};
 
 use std::path::{Path, PathBuf};
 

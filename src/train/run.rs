@@ -10,7 +10,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{ModuleOptimizer, OptimizerRecord, SgdConfig};
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
-use burn::train::checkpoint::Checkpoint;
+use burn::train::checkpoint::{Checkpoint, FileCheckpointer};
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics_csv::{EpochCsvLogger, EpochRow, read_metrics, truncate_metrics};
 use super::renderer::LineRenderer;
+use super::track::{EsmTracker, plot_over_epochs, truncate_esm_epochs};
 use super::{EpochLrScheduler, EvalResult, TrainConfig, TrainError, evaluate};
 use crate::checkpoint::save_safetensors;
 use crate::data::{DataLocator, ImageDataset, Split, eval_loader, train_loader};
@@ -35,6 +36,8 @@ pub mod files {
     pub const FINAL: &str = "final.json";
     /// burn-train checkpoints (`model-N.bpk`, `optim-N.bpk`, `scheduler-N.bpk`).
     pub const CHECKPOINTS: &str = "checkpoint";
+    /// Per-epoch, per-layer ESM on the test set (`--track-esm`).
+    pub const ESM_EPOCHS: &str = "esm_epochs.csv";
 }
 
 /// Where a run is executed (not part of the run's configuration).
@@ -205,11 +208,12 @@ fn run(
         model,
     } = prepared;
     let metrics_path = run_dir.join(files::METRICS);
-    match resume_epoch {
-        Some(epoch) => truncate_metrics(&metrics_path, epoch),
-        None => truncate_metrics(&metrics_path, 0),
-    }
-    .map_err(|e| TrainError::io(&metrics_path, std::io::Error::other(e)))?;
+    let esm_path = run_dir.join(files::ESM_EPOCHS);
+    let keep = resume_epoch.unwrap_or(0);
+    truncate_metrics(&metrics_path, keep)
+        .map_err(|e| TrainError::io(&metrics_path, std::io::Error::other(e)))?;
+    truncate_esm_epochs(&esm_path, keep)
+        .map_err(|e| TrainError::io(&esm_path, std::io::Error::other(e)))?;
 
     let train_images = train_set.len();
     let iters_per_epoch = train_images.div_ceil(config.batch_size);
@@ -241,8 +245,24 @@ fn run(
             train_images,
             lr_of_epoch,
         ))
-        .with_default_checkpointers()
         .num_epochs(config.epochs);
+    training = if config.track_esm {
+        let checkpoints = run_dir.join(files::CHECKPOINTS);
+        training.with_custom_checkpointers(
+            EsmTracker::new(
+                config.network()?,
+                test_set.clone(),
+                config.dataset,
+                config.batch_size,
+                &device,
+                run_dir,
+            ),
+            FileCheckpointer::new(&checkpoints, "optim"),
+            FileCheckpointer::new(&checkpoints, "scheduler"),
+        )
+    } else {
+        training.with_default_checkpointers()
+    };
     if !std::io::stdout().is_terminal() {
         // burn-train's dashboard needs a terminal; its plain fallback prints every batch.
         training = training.renderer(Box::new(LineRenderer::new()));
@@ -275,6 +295,12 @@ fn run(
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     super::write_atomic(&run_dir.join(files::FINAL), json.as_bytes())?;
+    if config.track_esm {
+        // Redrawn now that metrics.csv holds every epoch.
+        if let Err(e) = plot_over_epochs(run_dir) {
+            eprintln!("warning: ESM plots: {e}");
+        }
+    }
     Ok(summary)
 }
 

@@ -1,0 +1,268 @@
+//! ESM over training: the estimation shift of every BatchNorm on the test set after each
+//! epoch (`xbn train --track-esm`).
+//!
+//! burn-train checkpoints the model after every epoch; [`EsmTracker`] is that checkpointer,
+//! wrapping burn-train's file checkpointer. After saving, it rebuilds the model from the
+//! checkpoint record on the plain device and measures it in inference mode. The pass runs on
+//! the checkpointer's own thread with a copy of the weights, so training is not changed (it
+//! only shares the CPU).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+use burn::train::checkpoint::{Checkpointer, CheckpointerError, FileCheckpointer};
+use serde::{Deserialize, Serialize};
+
+use super::metrics_csv::read_metrics;
+use super::run::files;
+use crate::data::{DatasetKind, ImageDataset};
+use crate::esm::{EsmError, EsmReport, line_plot, measure_dataset};
+use crate::models::NetworkConfig;
+
+/// Header of `esm_epochs.csv`.
+pub const ESM_CSV_HEADER: &str =
+    "epoch,depth,path,channels,esm_mean,esm_var,esm_mean_per_sqrt_c,esm_var_per_sqrt_c";
+
+/// One row of `esm_epochs.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EsmEpochRow {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// BatchNorm depth, from 1.
+    pub depth: usize,
+    /// Module path.
+    pub path: String,
+    /// Channels.
+    pub channels: usize,
+    /// ξ_μ.
+    pub esm_mean: f64,
+    /// ξ_σ².
+    pub esm_var: f64,
+    /// ξ_μ / sqrt(C).
+    pub esm_mean_per_sqrt_c: f64,
+    /// ξ_σ² / sqrt(C).
+    pub esm_var_per_sqrt_c: f64,
+}
+
+/// A model checkpointer that also measures the ESM of each saved epoch on the test set.
+pub struct EsmTracker {
+    inner: FileCheckpointer,
+    network: NetworkConfig,
+    test_set: ImageDataset,
+    kind: DatasetKind,
+    batch_size: usize,
+    device: Device,
+    run_dir: PathBuf,
+}
+
+impl EsmTracker {
+    /// A tracker saving model checkpoints to `run_dir/checkpoint` and ESM results to
+    /// `run_dir`.
+    pub fn new(
+        network: NetworkConfig,
+        test_set: ImageDataset,
+        kind: DatasetKind,
+        batch_size: usize,
+        device: &Device,
+        run_dir: &Path,
+    ) -> Self {
+        let device = if device.is_autodiff() {
+            device.clone().inner()
+        } else {
+            device.clone()
+        };
+        Self {
+            inner: FileCheckpointer::new(run_dir.join(files::CHECKPOINTS), "model"),
+            network,
+            test_set,
+            kind,
+            batch_size,
+            device,
+            run_dir: run_dir.to_path_buf(),
+        }
+    }
+
+    fn track(&self, epoch: usize, record: ModuleRecord) -> Result<(), EsmError> {
+        let model = self
+            .network
+            .init(&self.device)
+            .map_err(|e| EsmError::Forward(e.to_string()))?
+            .load_record(record);
+        let report = measure_dataset(
+            &model,
+            self.test_set.clone(),
+            self.kind,
+            self.batch_size,
+            &self.device,
+        )?;
+        let dir = self.run_dir.join("esm");
+        std::fs::create_dir_all(&dir).map_err(|e| EsmError::Io {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        report.write_json(&dir.join(format!("epoch-{epoch}.json")))?;
+        append_rows(&self.run_dir.join(files::ESM_EPOCHS), epoch, &report)?;
+        plot_over_epochs(&self.run_dir)
+    }
+}
+
+fn append_rows(path: &Path, epoch: usize, report: &EsmReport) -> Result<(), EsmError> {
+    let err = |e: std::io::Error| EsmError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    if new {
+        writeln!(f, "{ESM_CSV_HEADER}").map_err(err)?;
+    }
+    for l in &report.layers {
+        writeln!(
+            f,
+            "{epoch},{},{},{},{},{},{},{}",
+            l.depth,
+            l.path,
+            l.channels,
+            l.esm_mean,
+            l.esm_var,
+            l.esm_mean_per_sqrt_c,
+            l.esm_var_per_sqrt_c
+        )
+        .map_err(err)?;
+    }
+    f.sync_all().map_err(err)
+}
+
+/// Reads `esm_epochs.csv`.
+///
+/// # Errors
+/// The CSV error.
+pub fn read_esm_epochs(path: &Path) -> Result<Vec<EsmEpochRow>, csv::Error> {
+    csv::Reader::from_path(path)?.deserialize().collect()
+}
+
+/// Keeps the rows of epochs `≤ last_epoch` (a resumed run redoes the later ones).
+pub(crate) fn truncate_esm_epochs(path: &Path, last_epoch: usize) -> Result<(), csv::Error> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let rows: Vec<EsmEpochRow> = read_esm_epochs(path)?
+        .into_iter()
+        .filter(|r| r.epoch <= last_epoch)
+        .collect();
+    let mut w = csv::Writer::from_path(path)?;
+    if rows.is_empty() {
+        w.write_record(ESM_CSV_HEADER.split(','))?;
+    }
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Draws, from `esm_epochs.csv` and `metrics.csv` of a run: `esm_mean_over_epochs` and
+/// `esm_var_over_epochs` (one curve per BatchNorm) and `error_over_epochs` (train and test
+/// error, percent), each as PNG and SVG.
+///
+/// # Errors
+/// [`EsmError::Io`] when a file cannot be read or written.
+pub fn plot_over_epochs(run_dir: &Path) -> Result<(), EsmError> {
+    let path = run_dir.join(files::ESM_EPOCHS);
+    let rows = read_esm_epochs(&path).map_err(|e| EsmError::Io {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut layers: Vec<(usize, String)> = rows.iter().map(|r| (r.depth, r.path.clone())).collect();
+    layers.sort();
+    layers.dedup();
+    for (stat, file) in [
+        ("mean", "esm_mean_over_epochs"),
+        ("var", "esm_var_over_epochs"),
+    ] {
+        let series: Vec<(String, Vec<(f64, f64)>)> = layers
+            .iter()
+            .map(|(depth, name)| {
+                let points = rows
+                    .iter()
+                    .filter(|r| r.depth == *depth)
+                    .map(|r| {
+                        (
+                            r.epoch as f64,
+                            if stat == "mean" {
+                                r.esm_mean
+                            } else {
+                                r.esm_var
+                            },
+                        )
+                    })
+                    .collect();
+                (format!("{depth}: {name}"), points)
+            })
+            .collect();
+        let title = format!("ESM of the {stat} per BatchNorm on the test set");
+        for ext in ["png", "svg"] {
+            line_plot(
+                &run_dir.join(format!("{file}.{ext}")),
+                &title,
+                "epoch",
+                "ESM",
+                &series,
+            )?;
+        }
+    }
+    if let Ok(metrics) = read_metrics(&run_dir.join(files::METRICS)) {
+        let series = vec![
+            (
+                "train error".to_string(),
+                metrics
+                    .iter()
+                    .map(|m| (m.epoch as f64, 100.0 - m.train_accuracy))
+                    .collect(),
+            ),
+            (
+                "test error (inference mode)".to_string(),
+                metrics
+                    .iter()
+                    .map(|m| (m.epoch as f64, 100.0 - m.test_accuracy))
+                    .collect(),
+            ),
+        ];
+        for ext in ["png", "svg"] {
+            line_plot(
+                &run_dir.join(format!("error_over_epochs.{ext}")),
+                "Train and test error",
+                "epoch",
+                "error (%)",
+                &series,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl Checkpointer<ModuleRecord> for EsmTracker {
+    fn save(&self, epoch: usize, record: ModuleRecord) -> Result<(), CheckpointerError> {
+        self.inner.save(epoch, record.clone())?;
+        // The checkpoint is saved: a failed measurement must not stop the training.
+        if let Err(e) = self.track(epoch, record) {
+            eprintln!("warning: ESM tracking of epoch {epoch} failed: {e}");
+        }
+        Ok(())
+    }
+
+    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
+        <FileCheckpointer as Checkpointer<ModuleRecord>>::delete(&self.inner, epoch)
+    }
+
+    fn restore(&self, epoch: usize) -> Result<ModuleRecord, CheckpointerError> {
+        self.inner.restore(epoch)
+    }
+}
