@@ -14,11 +14,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use xbn::blocks::{NormPlan, Placement};
-use xbn::data::DatasetKind;
-use xbn::models::{Arch, ModelName};
 use xbn::models::{ResNet, ResNetConfig};
 use xbn::norm::NormConfig;
-use xbn::train::{TrainConfig, classification_output, sgd};
+use xbn::train::{classification_output, sgd};
 
 fn resnet20(placement: Placement, device: &Device) -> ResNet {
     ResNetConfig::cifar(20)
@@ -40,12 +38,7 @@ fn train_step(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(15));
     group.throughput(Throughput::Elements(n as u64));
     for placement in [Placement::Bn, Placement::XbnP2] {
-        let mut config = TrainConfig::new(
-            DatasetKind::Cifar10,
-            ModelName::new(Arch::CifarResNet(20), placement),
-        );
-        config.weight_decay = 5e-4;
-        let mut optim = sgd(&config);
+        let mut optim = sgd(0.9, 5e-4);
         let mut model = Some(resnet20(placement, &device));
         group.bench_function(BenchmarkId::from_parameter(placement), |b| {
             b.iter(|| {

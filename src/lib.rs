@@ -30,6 +30,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod esm;
+pub mod experiment;
 mod fsutil;
 pub mod models;
 pub mod norm;

@@ -81,10 +81,7 @@ fn sgd_has_pytorch_semantics() {
     // One weight p = 1, loss = 2·p: gradient 2; lr 0.5, momentum 0.9, weight decay 0.1.
     // torch.optim.SGD: d = g + wd·p; v = d (first step), then v = m·v + d; p -= lr·v.
     let device = Device::flex().autodiff();
-    let mut config = TrainConfig::new(DatasetKind::Cifar10, "resnet20".parse().unwrap());
-    config.momentum = 0.9;
-    config.weight_decay = 0.1;
-    let mut optim = sgd(&config);
+    let mut optim = sgd(0.9, 0.1);
     let mut model = LinearConfig::new(1, 1)
         .with_bias(false)
         .with_initializer(Initializer::Constant { value: 1.0 })

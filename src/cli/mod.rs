@@ -2,6 +2,7 @@
 
 mod esm;
 mod eval;
+mod experiment;
 mod models;
 mod predict;
 mod train;
@@ -30,6 +31,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Measure the estimation shift magnitude of every BatchNorm of a trained model.
     Esm(esm::EsmArgs),
+    /// Reproducible experiments (`estimation-shift`: the paper's §4).
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     /// List the registered models with their parameters and multiply-accumulates.
     Models(models::ModelsArgs),
     /// Classify image files with a model and a checkpoint (ImageNet preprocessing).
@@ -72,6 +76,7 @@ pub fn main() -> i32 {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Esm(args) => esm::run(args),
+        Command::Experiment(command) => experiment::run(command),
         Command::Models(args) => models::run(args),
         Command::Predict(args) => predict::run(args),
     };

@@ -223,7 +223,7 @@ fn run(
         config.epochs,
         iters_per_epoch,
     );
-    let optim = sgd(config);
+    let optim = sgd(config.momentum, config.weight_decay);
 
     let loader_train = train_loader(
         train_set,
@@ -307,14 +307,14 @@ fn run(
 /// SGD as PyTorch's `torch.optim.SGD(momentum=m, dampening=0, weight_decay=wd)`:
 /// `g += wd·p; v = m·v + g; p -= lr·v` (the first step uses `v = g`). Burn's momentum
 /// defaults to dampening 0.1, which xbn sets to 0.
-pub fn sgd(config: &TrainConfig) -> ModuleOptimizer {
-    let momentum = (config.momentum > 0.0).then_some(MomentumConfig {
-        momentum: config.momentum,
+pub fn sgd(momentum: f64, weight_decay: f64) -> ModuleOptimizer {
+    let momentum = (momentum > 0.0).then_some(MomentumConfig {
+        momentum,
         dampening: 0.0,
         nesterov: false,
     });
-    let weight_decay = (config.weight_decay > 0.0).then_some(WeightDecayConfig {
-        penalty: config.weight_decay as f32,
+    let weight_decay = (weight_decay > 0.0).then_some(WeightDecayConfig {
+        penalty: weight_decay as f32,
     });
     SgdConfig::new()
         .with_momentum(momentum)
