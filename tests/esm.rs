@@ -263,3 +263,75 @@ fn a_user_model_gets_a_full_report() {
     let e = measure(&model, Vec::<Tensor<4>>::new(), |m, x| m.forward(x)).unwrap_err();
     assert!(matches!(e, EsmError::NotObserved));
 }
+
+#[test]
+fn recalibration_leaves_the_original_and_its_clones_alone() {
+    let device = Device::flex();
+    let model = pytorch_model(&device);
+    let clone = model.clone();
+    let images = Golden::load_path(&fixture("esm/tiny_bn_net.data.safetensors"))
+        .tensor::<4>("images", &device);
+    let data = batches(&images, 50);
+    let before: Vec<_> = batch_norm_states(&clone)
+        .into_iter()
+        .map(|s| s.running_mean)
+        .collect();
+    let repaired = recalibrate(model.clone(), &data, |m, x| m.forward(x)).unwrap();
+    let after: Vec<_> = batch_norm_states(&clone)
+        .into_iter()
+        .map(|s| s.running_mean)
+        .collect();
+    assert_eq!(before, after, "a clone of the input changed");
+    let original: Vec<_> = batch_norm_states(&model)
+        .into_iter()
+        .map(|s| s.running_mean)
+        .collect();
+    assert_eq!(before, original);
+    let fixed: Vec<_> = batch_norm_states(&repaired)
+        .into_iter()
+        .map(|s| s.running_mean)
+        .collect();
+    assert_ne!(before, fixed);
+}
+
+#[test]
+fn measurements_are_confined_to_their_thread_and_do_not_nest() {
+    let device = Device::flex();
+    let model = pytorch_model(&device);
+    let images = Golden::load_path(&fixture("esm/tiny_bn_net.data.safetensors"))
+        .tensor::<4>("images", &device);
+    let data = batches(&images, 20);
+    let alone = measure(&model, data.clone(), |m, x| m.forward(x)).unwrap();
+    // Another thread runs the same layers (same running_mean ids) on other data meanwhile.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (other_model, other_stop) = (model.clone(), stop.clone());
+    let other = std::thread::spawn(move || {
+        let d = Device::flex();
+        let noise = Tensor::<4>::random([8, 3, 8, 8], Distribution::Normal(5.0, 3.0), &d);
+        let mut runs = 0;
+        while !other_stop.load(std::sync::atomic::Ordering::Relaxed) || runs < 3 {
+            let _ = other_model.forward(noise.clone());
+            runs += 1;
+        }
+        runs
+    });
+    let concurrent = measure(&model, data.clone(), |m, x| {
+        std::thread::yield_now();
+        m.forward(x)
+    })
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(other.join().unwrap() >= 3);
+    assert_eq!(alone, concurrent);
+
+    // A measurement inside another one's forward function is refused.
+    let mut inner = None;
+    measure(&model, data.clone(), |m, x| {
+        if inner.is_none() {
+            inner = Some(measure(m, data.clone(), |m2, y| m2.forward(y)));
+        }
+        m.forward(x)
+    })
+    .unwrap();
+    assert!(matches!(inner, Some(Err(EsmError::Nested))));
+}

@@ -71,7 +71,7 @@ fn estimation_shift_experiment_writes_results_figures_and_summary() {
         assert!(
             (0.0..=100.0).contains(&last.test_error) && (0.0..=100.0).contains(&last.train_error)
         );
-        let paths: Vec<&str> = last.esm.iter().map(|e| e.0.as_str()).collect();
+        let paths: Vec<&str> = last.esm.iter().map(|e| e.path.as_str()).collect();
         match r.model {
             MlpNorms::Bn => assert_eq!(
                 paths,
@@ -86,7 +86,12 @@ fn estimation_shift_experiment_writes_results_figures_and_summary() {
             MlpNorms::Gnbn => assert_eq!(paths, ["layers.1.norm", "layers.3.norm"]),
             MlpNorms::None => assert!(paths.is_empty()),
         }
-        assert!(last.esm.iter().all(|e| e.1.is_finite() && e.2.is_finite()));
+        assert!(
+            last.esm
+                .iter()
+                .all(|e| e.esm_mean.is_finite() && e.esm_var.is_finite())
+        );
+        assert!((0.0..=100.0).contains(&last.running_train_error));
     }
     // The separable synthetic classes are learnt.
     let bn1 = results
@@ -120,4 +125,42 @@ fn estimation_shift_experiment_writes_results_figures_and_summary() {
     // Reproducible: the same seed gives the same numbers.
     let again = estimation_shift(&config, &locator, &tmp.path().join("again"), |_| {}).unwrap();
     assert_eq!(again, results);
+}
+
+#[test]
+fn invalid_experiment_configs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let locator = DataLocator {
+        data_dir: Some(tmp.path().to_path_buf()),
+        env_dir: None,
+        system_dirs: vec![],
+        cache_dir: None,
+        download: false,
+        mirror: None,
+    };
+    for config in [
+        ExperimentConfig {
+            sizes: vec![1],
+            ..ExperimentConfig::default()
+        },
+        ExperimentConfig {
+            epoch_samples: 0,
+            ..ExperimentConfig::default()
+        },
+        ExperimentConfig {
+            gn_groups: 0,
+            ..ExperimentConfig::default()
+        },
+        ExperimentConfig {
+            batch_size: 1,
+            ..ExperimentConfig::default()
+        },
+        ExperimentConfig {
+            lr: 0.0,
+            ..ExperimentConfig::default()
+        },
+    ] {
+        let e = estimation_shift(&config, &locator, &tmp.path().join("out"), |_| {}).unwrap_err();
+        assert!(e.to_string().contains("BatchNorm needs two samples"), "{e}");
+    }
 }

@@ -371,7 +371,8 @@ def stats(model):
         model(torch.zeros(1, 3, 224, 224))
     for h in hooks:
         h.remove()
-    return {"params": params, "bn_layers": bn, "gn_layers": len(gn), "gn_groups_channels": gn, "macs_224": macs[0]}
+    return {"params": params, "bn_layers": bn, "gn_layers": len(gn), "gn_groups_channels": gn,
+            "state_dict_keys": len(model.state_dict()), "macs_224": macs[0]}
 
 
 def counts():
@@ -389,6 +390,9 @@ def counts():
 # --------------------------------------------------------------------------
 
 def train_steps(model, shape, classes, steps=3):
+    """3 SGD steps, then 20 training-mode forwards without updates: the running statistics
+    move far from their initial values and close to the data's, so the eval-mode logits
+    stay of order one (the Megvii initialisation gives huge ones otherwise)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     for _ in range(steps):
@@ -397,6 +401,9 @@ def train_steps(model, shape, classes, steps=3):
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
+    with torch.no_grad():
+        for _ in range(20):
+            model(torch.randn(8, *shape) * 1.5 + 0.3)
 
 
 def parity_case(case, model, shape, xbn_config, wrap, classes=10):
@@ -464,6 +471,34 @@ def parity():
         parity_case(f"shufflenet_v2_{tag}", model, shape,
                     {"family": "shufflenet_v2", "size": "0.5x", "num_classes": 10,
                      "placement": "xbn-p2" if xbn else "bn", "bfn": "gn:8"}, "pth" if xbn else "safetensors")
+    # The authors' checkpoint format (extension/checkpoint.py): {"model": state_dict,
+    # "optimizer": ..., "epoch": ...}, here without num_batches_tracked (checkpoints older
+    # than PyTorch 0.4.1 lack it).
+    torch.manual_seed(3)
+    m = small_resnet(Bottleneck, "bn", small)
+    train_steps(m, shape, 10)
+    m.eval()
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        logits = m(x)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    nn.functional.cross_entropy(m(torch.randn(4, *shape)), torch.randint(0, 10, (4,))).backward()
+    opt.step()  # creates momentum buffers, as a real checkpoint has
+    with torch.no_grad():
+        m.load_state_dict({k: v for k, v in m.state_dict().items()}, strict=True)
+    out = os.path.join(ROOT, "zoo")
+    sd = {k: v for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
+    # The weights after the optimizer step are what the checkpoint holds; recompute logits.
+    m.eval()
+    with torch.no_grad():
+        logits = m(x)
+    torch.save({"model": sd, "optimizer": opt.state_dict(), "epoch": 3, "best_prec1": 12.5},
+               os.path.join(out, "resnet_checkpoint_dict.pth"))
+    save_file({"input": x.contiguous(), "logits": logits.contiguous()},
+              os.path.join(out, "resnet_checkpoint_dict.io.safetensors"))
+    with open(os.path.join(out, "resnet_checkpoint_dict.json"), "w") as f:
+        json.dump(rs("bottleneck", "bn", small), f, indent=1)
+
     # torchvision naming of MobileNetV2: the authors' weights under torchvision's keys.
     set_norm("GN", 16)
     torch.manual_seed(2)

@@ -209,20 +209,23 @@ fn to_f32(
     })
 }
 
-/// Removes prefixes that every tensor shares and that wrap a state dict: a checkpoint
-/// dictionary's `state_dict.` / `model_state_dict.` / `model.`, and DataParallel's
-/// `module.`.
-fn strip_wrappers(tensors: &mut [SourceTensor]) {
-    const WRAPPERS: [&str; 4] = ["state_dict.", "model_state_dict.", "model.", "module."];
-    loop {
-        let Some(prefix) = WRAPPERS
-            .iter()
-            .find(|p| !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with(*p)))
-        else {
-            return;
-        };
+/// Unwraps the state dict of a checkpoint: when the file is a checkpoint dictionary with a
+/// `state_dict`, `model_state_dict` or `model` entry (next to e.g. `optimizer` and `epoch`,
+/// as the authors' `checkpoint.pth`), only that entry's tensors are kept, without the
+/// prefix; then DataParallel's `module.` prefix is removed when every tensor has it.
+fn strip_wrappers(tensors: &mut Vec<SourceTensor>) {
+    for wrapper in ["state_dict.", "model_state_dict.", "model."] {
+        if tensors.iter().any(|t| t.name.starts_with(wrapper)) {
+            tensors.retain(|t| t.name.starts_with(wrapper));
+            for t in tensors.iter_mut() {
+                t.name = t.name[wrapper.len()..].to_string();
+            }
+            break;
+        }
+    }
+    while !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with("module.")) {
         for t in tensors.iter_mut() {
-            t.name = t.name[prefix.len()..].to_string();
+            t.name = t.name["module.".len()..].to_string();
         }
     }
 }
@@ -285,7 +288,11 @@ pub fn load_weights<M: Module>(
     for (entry, torch_name) in entries.iter().zip(&names) {
         let xbn_path = &entry.path;
         let Some(&i) = source_names.get(torch_name.as_str()) else {
-            missing.push(xbn_path.clone());
+            // Checkpoints from before PyTorch 0.4.1 have no num_batches_tracked; PyTorch
+            // accepts them, and so does xbn (the counter keeps its value).
+            if !xbn_path.ends_with(NBT) {
+                missing.push(xbn_path.clone());
+            }
             continue;
         };
         used[i] = true;

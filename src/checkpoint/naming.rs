@@ -70,23 +70,25 @@ fn pytorch_name(path: &str, family: Family, naming: Naming, all: &HashSet<&str>)
                 ["classifier", rest @ ..] => Some([&["classifier", "0"], rest].concat()),
                 ["features", i, "proj", layer, rest @ ..] => {
                     let idx = match *layer {
-                        "dw" => "0",
-                        "dw_norm" => "1",
-                        "pw" => "2",
-                        _ => "3",
+                        "dw" => Some("0"),
+                        "dw_norm" => Some("1"),
+                        "pw" => Some("2"),
+                        "pw_norm" => Some("3"),
+                        _ => None,
                     };
-                    Some([&["features", i, "branch_proj", idx], rest].concat())
+                    idx.map(|idx| [&["features", i, "branch_proj", idx], rest].concat())
                 }
                 ["features", i, layer, rest @ ..] => {
                     let idx = match *layer {
-                        "main_pw" => "0",
-                        "main_pw_norm" => "1",
-                        "main_dw" => "3",
-                        "main_dw_norm" => "4",
-                        "main_pw_linear" => "5",
-                        _ => "6",
+                        "main_pw" => Some("0"),
+                        "main_pw_norm" => Some("1"),
+                        "main_dw" => Some("3"),
+                        "main_dw_norm" => Some("4"),
+                        "main_pw_linear" => Some("5"),
+                        "main_pw_linear_norm" => Some("6"),
+                        _ => None,
                     };
-                    Some([&["features", i, "branch_main", idx], rest].concat())
+                    idx.map(|idx| [&["features", i, "branch_main", idx], rest].concat())
                 }
                 _ => None,
             };
@@ -103,9 +105,10 @@ fn pytorch_name(path: &str, family: Family, naming: Naming, all: &HashSet<&str>)
                 ["features", i, "expand", part, rest @ ..] => {
                     let idx: &[&str] = match (*part, torchvision) {
                         ("conv", false) => &["0"],
-                        (_, false) => &["1"],
+                        ("norm", false) => &["1"],
                         ("conv", true) => &["0", "0"],
-                        (_, true) => &["0", "1"],
+                        ("norm", true) => &["0", "1"],
+                        _ => return path.to_string(),
                     };
                     join(&[&["features", i, "conv"], idx, rest].concat())
                 }

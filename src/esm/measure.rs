@@ -27,10 +27,12 @@ pub struct BatchNormState {
 }
 
 fn values(t: Tensor<1>) -> Vec<f64> {
+    // A float tensor always converts to f64; an unreadable one yields no values, which
+    // makes its layer's ESM NaN rather than stopping the measurement.
     t.into_data()
         .convert::<f64>()
         .try_to_vec::<f64>()
-        .expect("f64 data")
+        .unwrap_or_default()
 }
 
 struct ValueOf<'a> {
@@ -48,6 +50,9 @@ impl burn::module::ModuleVisitor for ValueOf<'_> {
 
 /// Every BatchNorm with running statistics in `model`, in module order, with its
 /// running estimates. Works for any module built from xbn's norms.
+///
+/// Read it from [`Module::valid`] of a model that is training: Burn commits a running
+/// estimate one step late on the thread that updated it, and `valid()` synchronises it.
 pub fn batch_norm_states<M: Module>(model: &M) -> Vec<BatchNormState> {
     let entries = tensor_entries(model);
     let by_path: HashMap<&str, &crate::models::TensorEntry> =
@@ -140,8 +145,9 @@ fn l2(a: &[f64], b: &[f64]) -> f64 {
 ///
 /// # Errors
 /// [`EsmError::NoBatchNorm`] when the model has no BatchNorm with running statistics,
-/// [`EsmError::NotObserved`] when no BatchNorm saw any input (e.g. no batch), and
-/// [`EsmError::Read`] when statistics could not be read back from the device.
+/// [`EsmError::NotObserved`] when no BatchNorm saw any input (e.g. no batch),
+/// [`EsmError::Read`] when statistics could not be read back from the device, and
+/// [`EsmError::Nested`] when called from inside another measurement's forward function.
 pub fn measure<M, I, X, F, O>(model: &M, batches: I, mut forward: F) -> Result<EsmReport, EsmError>
 where
     M: Module,
@@ -153,7 +159,7 @@ where
     if states.is_empty() {
         return Err(EsmError::NoBatchNorm);
     }
-    let guard = RecordingGuard::start();
+    let guard = RecordingGuard::start().ok_or(EsmError::Nested)?;
     for batch in batches {
         let _ = forward(&model, batch);
     }
@@ -232,7 +238,12 @@ impl ModuleMapper for SetValues<'_> {
 /// their expected statistics (`expected_mean`, `expected_var`): after this, those layers
 /// have ESM 0 *on the data they were measured on, given the upstream layers as they were
 /// then*. Layers not in the report keep their values.
+///
+/// Returns the model in inference mode ([`Module::valid`]), with running statistics of its
+/// own: clones of `model` (which share Burn's running-state cells) are not changed. Call
+/// [`Module::train`] on the result to continue training it.
 pub fn set_running_stats<M: Module>(model: M, layers: &[EsmLayer]) -> M {
+    let model = model.valid();
     let states = batch_norm_states(&model);
     let by_path: HashMap<&str, &EsmLayer> = layers.iter().map(|l| (l.path.as_str(), l)).collect();
     let mut values = HashMap::new();
@@ -249,7 +260,8 @@ pub fn set_running_stats<M: Module>(model: M, layers: &[EsmLayer]) -> M {
 /// statistics on `batches`, in forward order, re-measuring after each layer so that each
 /// layer's estimates account for the already corrected layers upstream (one pass over the
 /// data per BatchNorm). Afterwards every layer has an ESM of (numerically) zero on these
-/// data.
+/// data. Like [`set_running_stats`], returns an inference-mode model with its own running
+/// statistics (the input and its clones are unchanged).
 ///
 /// # Errors
 /// See [`measure`].

@@ -48,6 +48,9 @@ pub enum EsmError {
         "no BatchNorm saw any input: the data was empty, or the forward function does not run the model"
     )]
     NotObserved,
+    /// `measure` was called inside another measurement's forward function.
+    #[error("ESM measurements do not nest: measure called from inside another measurement")]
+    Nested,
     /// A batch of the dataset could not be loaded.
     #[error("loading a batch failed: {0}")]
     Data(String),

@@ -3,9 +3,16 @@
 //! Burn has no forward hooks. Instead, [`BatchNorm::try_forward`](crate::norm::BatchNorm)
 //! calls [`observe`] with its input; when no recording is active on the current thread
 //! that is one thread-local check and nothing else. A recording is active only on the
-//! thread that runs the measuring pass, so a model training on another thread is never
-//! observed. Layers are identified by the parameter id of their `running_mean`, which a
-//! module visitor maps back to the layer's path.
+//! thread that runs the measuring pass: a model training on another thread is never
+//! observed, and neither are BatchNorms that the measured forward function runs on other
+//! threads (a data-parallel forward is not supported). Layers are identified by the
+//! parameter id of their `running_mean`, which a module visitor maps back to the layer's
+//! path.
+//!
+//! Per batch, each layer's input `[N, C, ...]` is reduced on the device to the mean and
+//! biased variance of every (sample, channel) pair over the remaining axes; those are read
+//! back in groups (one device synchronisation per [`FLUSH_EVERY`] observations) and merged
+//! on the host in f64 with Chan's parallel update.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,6 +21,20 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId, RunningState};
 use burn::tensor::Tensor;
 
 use super::stats::ChannelStats;
+
+/// Observations kept on the device before they are read back together.
+pub const FLUSH_EVERY: usize = 64;
+
+/// One layer input waiting to be read back: per (sample, channel) mean and biased
+/// variance `[N·C]`, and the values per (sample, channel).
+struct Pending {
+    id: ParamId,
+    samples: usize,
+    channels: usize,
+    per_group: f64,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+}
 
 /// Statistics gathered by one recording, per layer.
 #[derive(Debug, Default)]
@@ -24,8 +45,40 @@ pub(crate) struct Recording {
     pub errors: Vec<String>,
 }
 
+#[derive(Default)]
+struct Active {
+    recording: Recording,
+    pending: Vec<Pending>,
+    order: HashMap<ParamId, usize>,
+}
+
+impl Active {
+    fn flush(&mut self) {
+        for p in self.pending.drain(..) {
+            let (mean, var) = match (to_f64(p.mean), to_f64(p.var)) {
+                (Ok(m), Ok(v)) => (m, v),
+                (Err(e), _) | (_, Err(e)) => {
+                    self.recording.errors.push(e);
+                    continue;
+                }
+            };
+            let order = self.order[&p.id];
+            let entry = self
+                .recording
+                .layers
+                .entry(p.id)
+                .or_insert_with(|| (order, ChannelStats::default()));
+            for sample in 0..p.samples {
+                let range = sample * p.channels..(sample + 1) * p.channels;
+                let m2: Vec<f64> = var[range.clone()].iter().map(|v| v * p.per_group).collect();
+                entry.1.merge(p.per_group, &mean[range], &m2);
+            }
+        }
+    }
+}
+
 thread_local! {
-    static ACTIVE: RefCell<Option<Recording>> = const { RefCell::new(None) };
+    static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
 }
 
 /// Starts recording on this thread; the recording ends when the guard is finished or
@@ -35,15 +88,28 @@ pub(crate) struct RecordingGuard {
 }
 
 impl RecordingGuard {
-    pub(crate) fn start() -> Self {
-        ACTIVE.with(|a| *a.borrow_mut() = Some(Recording::default()));
-        Self { finished: false }
+    /// Starts a recording, or returns `None` when one is already active on this thread
+    /// (recordings do not nest).
+    pub(crate) fn start() -> Option<Self> {
+        ACTIVE.with(|a| {
+            let mut a = a.borrow_mut();
+            if a.is_some() {
+                return None;
+            }
+            *a = Some(Active::default());
+            Some(Self { finished: false })
+        })
     }
 
     /// Ends the recording and returns what it gathered.
     pub(crate) fn finish(mut self) -> Recording {
         self.finished = true;
-        ACTIVE.with(|a| a.borrow_mut().take()).unwrap_or_default()
+        ACTIVE
+            .with(|a| a.borrow_mut().take())
+            .map_or_else(Recording::default, |mut active| {
+                active.flush();
+                active.recording
+            })
     }
 }
 
@@ -84,38 +150,32 @@ pub(crate) fn observe<const D: usize>(running_mean: &RunningState<Tensor<1>>, in
         return;
     }
     let dims = input.dims();
-    let channels = dims[1];
-    let count = (dims.iter().product::<usize>() / channels.max(1)) as f64;
-    // Per-(sample, channel) mean and biased variance over the spatial positions, computed
-    // on the device with a reduction along the innermost axis; the N groups of each channel
-    // are merged on the host in f64 (Chan's update).
-    let n = dims[0];
-    let per_group = count / n.max(1) as f64;
+    let (samples, channels) = (dims[0], dims[1]);
+    let per_group: usize = dims[2..].iter().product();
+    if samples == 0 || channels == 0 {
+        return;
+    }
     let x = input
         .clone()
         .detach()
-        .reshape([n as i64, channels as i64, -1]);
+        .reshape([samples, channels, per_group.max(1)]);
     let (var, mean) = x.var_mean_bias(2);
-    let mean = to_f64(mean.reshape([n * channels]));
-    let var = to_f64(var.reshape([n * channels]));
-    let id = id_of(running_mean);
+    let pending = Pending {
+        id: id_of(running_mean),
+        samples,
+        channels,
+        per_group: per_group.max(1) as f64,
+        mean: mean.reshape([samples * channels]),
+        var: var.reshape([samples * channels]),
+    };
     ACTIVE.with(|a| {
         let mut guard = a.borrow_mut();
-        let Some(rec) = guard.as_mut() else { return };
-        match (mean, var) {
-            (Ok(mean), Ok(var)) => {
-                let order = rec.layers.len();
-                let entry = rec
-                    .layers
-                    .entry(id)
-                    .or_insert_with(|| (order, ChannelStats::default()));
-                for sample in 0..n {
-                    let range = sample * channels..(sample + 1) * channels;
-                    let m2: Vec<f64> = var[range.clone()].iter().map(|v| v * per_group).collect();
-                    entry.1.merge(per_group, &mean[range], &m2);
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => rec.errors.push(e),
+        let Some(active) = guard.as_mut() else { return };
+        let next = active.order.len();
+        active.order.entry(pending.id).or_insert(next);
+        active.pending.push(pending);
+        if active.pending.len() >= FLUSH_EVERY {
+            active.flush();
         }
     });
 }

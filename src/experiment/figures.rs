@@ -59,17 +59,17 @@ fn esm_over_epochs(run: &RunResult, var: bool) -> Series {
         .esm
         .iter()
         .enumerate()
-        .map(|(k, (path, _, _))| {
+        .map(|(k, row)| {
             let points = run
                 .epochs
                 .iter()
                 .filter_map(|p| {
                     p.esm
                         .get(k)
-                        .map(|e| (p.epoch as f64, if var { e.2 } else { e.1 }))
+                        .map(|e| (p.epoch as f64, if var { e.esm_var } else { e.esm_mean }))
                 })
                 .collect();
-            (format!("layer {}", layer_number(path)), points)
+            (format!("layer {}", layer_number(&row.path)), points)
         })
         .collect()
 }
@@ -80,7 +80,7 @@ fn esm_per_layer(run: &RunResult) -> Vec<(f64, f64)> {
         .map(|p| {
             p.esm
                 .iter()
-                .map(|(path, m, _)| (layer_number(path), *m))
+                .map(|r| (layer_number(&r.path), r.esm_mean))
                 .collect()
         })
         .unwrap_or_default()

@@ -11,8 +11,8 @@
 //!   (e.g. 500, 1,000, 5,000, 10,000) — the smaller `|S|`, the larger the shift between the
 //!   data the running estimates come from and the test set.
 //!
-//! Train error is measured in training mode over the epoch's batches, test error in
-//! inference mode on the whole test set. An *epoch* is `epoch_samples` (default 10,000)
+//! After every epoch the training set is scored in training mode (BatchNorm with
+//! mini-batch statistics) and the test set in inference mode, with the same weights. An *epoch* is `epoch_samples` (default 10,000)
 //! training samples, i.e. several passes over a small `|S|`, so every run gets the same
 //! number of SGD steps. Depth 8, width 256, batch 128, SGD lr 0.1 momentum 0.9 for 30
 //! epochs are xbn's choices: the paper's values were not retrievable.
@@ -24,7 +24,6 @@ pub use figures::write_figures;
 pub use mlp::{Mlp, MlpLayer, MlpNorms};
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -39,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{DataLocator, DatasetKind, ImageDataset, Split};
 use crate::device::BackendKind;
 use crate::esm::{EsmError, measure};
-use crate::train::TrainError;
+use crate::train::{EsmEpochRow, TrainError, write_esm_epochs};
 
 /// Configuration of the §4 experiments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,12 +99,18 @@ impl Default for ExperimentConfig {
 pub struct EpochPoint {
     /// Epoch, from 1.
     pub epoch: usize,
-    /// Training error (percent), training mode, over the epoch's batches.
+    /// Training error (percent) at the end of the epoch: the training set in training mode
+    /// (BatchNorm with the statistics of mini-batches of `batch_size`), without updating
+    /// the model — the same weights as `test_error`, so in setting 1 the gap between the two
+    /// is BatchNorm's train/inference difference.
     pub train_error: f64,
+    /// Training error (percent) accumulated over the epoch's SGD steps, as a training loop
+    /// reports it (the weights change during the epoch).
+    pub running_train_error: f64,
     /// Test error (percent), inference mode, whole test set.
     pub test_error: f64,
-    /// Per BatchNorm (forward order): `(path, ξ_μ, ξ_σ²)` on the test set.
-    pub esm: Vec<(String, f64, f64)>,
+    /// ESM of every BatchNorm on the test set, in forward order.
+    pub esm: Vec<EsmEpochRow>,
 }
 
 /// One training run of the experiment.
@@ -251,24 +256,60 @@ fn run_one(
             model = optim.step(config.lr, model, grads);
             seen += idx.len();
         }
-        let eval = model.valid();
-        let test_wrong: usize = test_batches
-            .iter()
-            .zip(&test_targets)
-            .map(|(x, y)| errors(eval.forward(x.clone()), y.clone()))
+        // Training mode on a copy with its own running statistics (`valid().train()`), so
+        // this pass changes nothing.
+        let batch_stats = model.valid().train();
+        let train_wrong: usize = train_idx
+            .chunks(config.batch_size)
+            .filter(|c| c.len() >= 2)
+            .map(|c| {
+                let (x, y) = table.batch(c, &ad);
+                errors(batch_stats.forward(x).detach(), y)
+            })
             .sum();
-        let esm = match measure(&model, test_batches.iter().cloned(), |m, x| m.forward(x)) {
+        let train_counted: usize = train_idx
+            .chunks(config.batch_size)
+            .filter(|c| c.len() >= 2)
+            .map(<[usize]>::len)
+            .sum();
+        // Test error and ESM in one inference pass over the test set.
+        let mut test_wrong = 0;
+        let pairs = test_batches
+            .iter()
+            .cloned()
+            .zip(test_targets.iter().cloned());
+        let esm = match measure(&model, pairs, |m, (x, y)| {
+            test_wrong += errors(m.forward(x), y)
+        }) {
             Ok(report) => report
                 .layers
                 .into_iter()
-                .map(|l| (l.path, l.esm_mean, l.esm_var))
+                .map(|l| EsmEpochRow {
+                    epoch,
+                    depth: l.depth,
+                    path: l.path,
+                    channels: l.channels,
+                    esm_mean: l.esm_mean,
+                    esm_var: l.esm_var,
+                    esm_mean_per_sqrt_c: l.esm_mean_per_sqrt_c,
+                    esm_var_per_sqrt_c: l.esm_var_per_sqrt_c,
+                })
                 .collect(),
-            Err(EsmError::NoBatchNorm) => Vec::new(),
+            Err(EsmError::NoBatchNorm) => {
+                let eval = model.valid();
+                test_wrong = test_batches
+                    .iter()
+                    .zip(&test_targets)
+                    .map(|(x, y)| errors(eval.forward(x.clone()), y.clone()))
+                    .sum();
+                Vec::new()
+            }
             Err(e) => return Err(e.into()),
         };
         epochs.push(EpochPoint {
             epoch,
-            train_error: 100.0 * wrong as f64 / seen as f64,
+            train_error: 100.0 * train_wrong as f64 / train_counted.max(1) as f64,
+            running_train_error: 100.0 * wrong as f64 / seen as f64,
             test_error: 100.0 * test_wrong as f64 / table.len() as f64,
             esm,
         });
@@ -283,28 +324,27 @@ fn run_one(
 }
 
 fn write_run(dir: &Path, run: &RunResult) -> Result<(), crate::Error> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| TrainError::Io {
-            path: path.clone(),
-            source: e,
-        }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut metrics = String::from("epoch,train_error,test_error\n");
-    let mut esm = String::from("epoch,depth,path,esm_mean,esm_var\n");
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let mut metrics = String::from("epoch,train_error,running_train_error,test_error\n");
     for p in &run.epochs {
-        let _ = writeln!(metrics, "{},{},{}", p.epoch, p.train_error, p.test_error);
-        for (d, (path, m, v)) in p.esm.iter().enumerate() {
-            let _ = writeln!(esm, "{},{},{path},{m},{v}", p.epoch, d + 1);
-        }
+        let _ = writeln!(
+            metrics,
+            "{},{},{},{}",
+            p.epoch, p.train_error, p.running_train_error, p.test_error
+        );
     }
-    for (name, text) in [("metrics.csv", metrics), ("esm.csv", esm)] {
-        let path = dir.join(name);
-        std::fs::File::create(&path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(io(&path))?;
-    }
+    let path = dir.join("metrics.csv");
+    crate::fsutil::write_atomic(&path, metrics.as_bytes())
+        .map_err(|e| TrainError::Io { path, source: e })?;
+    let rows: Vec<EsmEpochRow> = run
+        .epochs
+        .iter()
+        .flat_map(|p| p.esm.iter().cloned())
+        .collect();
+    write_esm_epochs(&dir.join("esm.csv"), &rows)?;
     Ok(())
 }
 
@@ -320,9 +360,20 @@ pub fn estimation_shift(
     out: &Path,
     mut progress: impl FnMut(&str),
 ) -> Result<Vec<RunResult>, crate::Error> {
-    if config.epochs == 0 || config.batch_size < 2 || config.depth == 0 || config.width == 0 {
+    if config.epochs == 0
+        || config.batch_size < 2
+        || config.depth == 0
+        || config.width == 0
+        || config.gn_groups == 0
+        || config.epoch_samples < 2
+        || config.sizes.iter().any(|&s| s < 2)
+        || !(config.lr.is_finite() && config.lr > 0.0)
+        || !(0.0..1.0).contains(&config.momentum)
+    {
         return Err(TrainError::InvalidConfig(
-            "epochs, depth and width must be >= 1 and the batch size >= 2".into(),
+            "epochs, depth, width and GN groups must be >= 1, the batch size, epoch samples and \
+             every |S| >= 2 (BatchNorm needs two samples), lr > 0 and momentum in [0, 1)"
+                .into(),
         )
         .into());
     }
@@ -377,7 +428,7 @@ fn mean_esm(p: &EpochPoint) -> f64 {
     if p.esm.is_empty() {
         return f64::NAN;
     }
-    p.esm.iter().map(|e| e.1).sum::<f64>() / p.esm.len() as f64
+    p.esm.iter().map(|e| e.esm_mean).sum::<f64>() / p.esm.len() as f64
 }
 
 /// The markdown summary: per dataset, setting, size and model, the final errors, the mean
@@ -388,7 +439,8 @@ pub fn summary(config: &ExperimentConfig, results: &[RunResult]) -> String {
     let _ = writeln!(
         s,
         "MLP depth {}, width {}, GNBN groups {}, {} epochs of {} samples, batch {}, SGD lr {} momentum {}, seed {}.\n\
-         Train error in training mode, test error in inference mode on the whole test set; \
+         Train error: the training set in training mode (mini-batch statistics) at the end of \
+         the epoch; test error: the whole test set in inference mode; same weights. \
          ξ_μ = ‖running_mean − E[x]‖₂ on the test set at the end of training.\n",
         config.depth,
         config.width,
@@ -400,11 +452,12 @@ pub fn summary(config: &ExperimentConfig, results: &[RunResult]) -> String {
         config.momentum,
         config.seed
     );
-    s += "| dataset | setting | \\|S\\| | model | train error % | test error % | max test−train gap % (setting 1) | mean ξ_μ | ξ_μ first BN | ξ_μ last BN |\n";
+    s += "| dataset | setting | \\|S\\| | model | train error % (training mode) | test error % (inference mode) | max test−train gap % (setting 1) | mean ξ_μ | ξ_μ first BN | ξ_μ last BN |\n";
     s += "|---|---|---|---|---|---|---|---|---|---|\n";
     for r in results {
         let last = r.epochs.last().expect("epochs >= 1");
         let gap = if r.setting == 1 {
+            // Same weights: training mode (batch statistics) against inference mode.
             let g = r
                 .epochs
                 .iter()
@@ -415,7 +468,7 @@ pub fn summary(config: &ExperimentConfig, results: &[RunResult]) -> String {
             "–".into()
         };
         let (first, lastl) = match (last.esm.first(), last.esm.last()) {
-            (Some(f), Some(l)) => (format!("{:.4}", f.1), format!("{:.4}", l.1)),
+            (Some(f), Some(l)) => (format!("{:.4}", f.esm_mean), format!("{:.4}", l.esm_mean)),
             _ => ("–".into(), "–".into()),
         };
         let mean = mean_esm(last);

@@ -27,7 +27,9 @@ pub use run::{
 };
 pub use schedule::{EpochLrScheduler, Schedule};
 pub use step::{ImageClassifier, classification_output};
-pub use track::{ESM_CSV_HEADER, EsmEpochRow, EsmTracker, plot_over_epochs, read_esm_epochs};
+pub use track::{
+    ESM_CSV_HEADER, EsmEpochRow, EsmTracker, plot_over_epochs, read_esm_epochs, write_esm_epochs,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -179,6 +179,8 @@ struct Prepared {
     train_set: ImageDataset,
     test_set: ImageDataset,
     model: Network,
+    /// The model the ESM tracker loads checkpoints into (`--track-esm`).
+    esm_template: Option<Network>,
 }
 
 fn prepare(config: &TrainConfig, locator: &DataLocator) -> Result<Prepared, TrainError> {
@@ -186,12 +188,18 @@ fn prepare(config: &TrainConfig, locator: &DataLocator) -> Result<Prepared, Trai
     let device = config.backend.device()?;
     let train_set = load_split(config, Split::Train, locator)?;
     let test_set = load_split(config, Split::Test, locator)?;
+    // Built before the seeded model, so its random draws do not shift the training's.
+    let esm_template = match config.track_esm {
+        true => Some(config.network()?.init(&device)?),
+        false => None,
+    };
     let model = build_model(config, &device)?;
     Ok(Prepared {
         device,
         train_set,
         test_set,
         model,
+        esm_template,
     })
 }
 
@@ -206,6 +214,7 @@ fn run(
         train_set,
         test_set,
         model,
+        esm_template,
     } = prepared;
     let metrics_path = run_dir.join(files::METRICS);
     let esm_path = run_dir.join(files::ESM_EPOCHS);
@@ -246,11 +255,11 @@ fn run(
             lr_of_epoch,
         ))
         .num_epochs(config.epochs);
-    training = if config.track_esm {
+    training = if let Some(template) = esm_template {
         let checkpoints = run_dir.join(files::CHECKPOINTS);
         training.with_custom_checkpointers(
             EsmTracker::new(
-                config.network()?,
+                template,
                 test_set.clone(),
                 config.dataset,
                 config.batch_size,

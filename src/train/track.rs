@@ -2,10 +2,11 @@
 //! epoch (`xbn train --track-esm`).
 //!
 //! burn-train checkpoints the model after every epoch; [`EsmTracker`] is that checkpointer,
-//! wrapping burn-train's file checkpointer. After saving, it rebuilds the model from the
-//! checkpoint record on the plain device and measures it in inference mode. The pass runs on
-//! the checkpointer's own thread with a copy of the weights, so training is not changed (it
-//! only shares the CPU).
+//! wrapping burn-train's file checkpointer. After saving, it loads the checkpoint record
+//! into a model built before training started (on the plain device) and measures it in
+//! inference mode. The pass runs on the checkpointer's own thread with a copy of the
+//! weights and draws no random number, so the training result is unchanged (it only shares
+//! the CPU).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use super::metrics_csv::read_metrics;
 use super::run::files;
 use crate::data::{DatasetKind, ImageDataset};
 use crate::esm::{EsmError, EsmReport, line_plot, measure_dataset};
-use crate::models::NetworkConfig;
+use crate::models::Network;
 
 /// Header of `esm_epochs.csv`.
 pub const ESM_CSV_HEADER: &str =
@@ -50,7 +51,7 @@ pub struct EsmEpochRow {
 /// A model checkpointer that also measures the ESM of each saved epoch on the test set.
 pub struct EsmTracker {
     inner: FileCheckpointer,
-    network: NetworkConfig,
+    template: Network,
     test_set: ImageDataset,
     kind: DatasetKind,
     batch_size: usize,
@@ -60,9 +61,12 @@ pub struct EsmTracker {
 
 impl EsmTracker {
     /// A tracker saving model checkpoints to `run_dir/checkpoint` and ESM results to
-    /// `run_dir`.
+    /// `run_dir`. `template` is a model of the trained architecture (its weights are
+    /// replaced by each checkpoint's): build it *before* seeding and building the model to
+    /// train, so that its random initial values are not drawn from the training's random
+    /// stream.
     pub fn new(
-        network: NetworkConfig,
+        template: Network,
         test_set: ImageDataset,
         kind: DatasetKind,
         batch_size: usize,
@@ -76,7 +80,7 @@ impl EsmTracker {
         };
         Self {
             inner: FileCheckpointer::new(run_dir.join(files::CHECKPOINTS), "model"),
-            network,
+            template,
             test_set,
             kind,
             batch_size,
@@ -86,11 +90,8 @@ impl EsmTracker {
     }
 
     fn track(&self, epoch: usize, record: ModuleRecord) -> Result<(), EsmError> {
-        let model = self
-            .network
-            .init(&self.device)
-            .map_err(|e| EsmError::Forward(e.to_string()))?
-            .load_record(record);
+        // No random draw here: training may be drawing from the same generator right now.
+        let model = self.template.clone().load_record(record);
         let report = measure_dataset(
             &model,
             self.test_set.clone(),
@@ -140,6 +141,27 @@ fn append_rows(path: &Path, epoch: usize, report: &EsmReport) -> Result<(), EsmE
     f.sync_all().map_err(err)
 }
 
+/// Writes rows as an `esm_epochs.csv` file (header [`ESM_CSV_HEADER`]).
+///
+/// # Errors
+/// [`EsmError::Io`] naming the file.
+pub fn write_esm_epochs(path: &Path, rows: &[EsmEpochRow]) -> Result<(), EsmError> {
+    let err = |e: String| EsmError::Io {
+        path: path.to_path_buf(),
+        reason: e,
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        w.write_record(ESM_CSV_HEADER.split(','))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    for r in rows {
+        w.serialize(r).map_err(|e| err(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| err(e.to_string()))?;
+    crate::fsutil::write_atomic(path, &bytes).map_err(|e| err(e.to_string()))
+}
+
 /// Reads `esm_epochs.csv`.
 ///
 /// # Errors
@@ -157,15 +179,8 @@ pub(crate) fn truncate_esm_epochs(path: &Path, last_epoch: usize) -> Result<(), 
         .into_iter()
         .filter(|r| r.epoch <= last_epoch)
         .collect();
-    let mut w = csv::Writer::from_path(path)?;
-    if rows.is_empty() {
-        w.write_record(ESM_CSV_HEADER.split(','))?;
-    }
-    for r in rows {
-        w.serialize(r)?;
-    }
-    w.flush()?;
-    Ok(())
+    write_esm_epochs(path, &rows)
+        .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
 }
 
 /// Draws, from `esm_epochs.csv` and `metrics.csv` of a run: `esm_mean_over_epochs` and
