@@ -159,6 +159,10 @@ fn end_to_end_run_writes_the_run_directory() {
     let again = evaluate_run(&run_dir, None, &fixture_locator(), 2).unwrap();
     assert_eq!(again.correct, summary.test.correct);
     assert!((again.loss - summary.test.loss).abs() < 1e-4);
+    assert!(matches!(
+        evaluate_run(&run_dir, None, &fixture_locator(), 0),
+        Err(TrainError::InvalidConfig(_))
+    ));
 
     // A second run into the same directory is refused; nothing is overwritten.
     let before = std::fs::read(run_dir.join(files::MODEL)).unwrap();

@@ -499,6 +499,57 @@ fn predict_and_models_commands() {
     }
     assert!((sum - 1.0).abs() < 1e-3);
 
+    // `--bfn` rebuilds the model with another batch-free norm: weights trained with
+    // LayerNorm in the XBN blocks give the library's LayerNorm probabilities.
+    let ln_model = name
+        .config_with_bfn(xbn::norm::NormConfig::layer())
+        .unwrap()
+        .with_num_classes(3)
+        .init(&device)
+        .unwrap();
+    let ln_weights = tmp.path().join("ln.safetensors");
+    save_safetensors(&ln_model, &ln_weights).unwrap();
+    let top1 = |extra: &[&str]| {
+        let out = std::process::Command::new(xbn)
+            .args([
+                "predict",
+                "--model",
+                "shufflenet-v2-0.5x-xbn",
+                "--num-classes",
+                "3",
+            ])
+            .args(extra)
+            .args(["--top-k", "1", "--checkpoint"])
+            .arg(&ln_weights)
+            .arg(&png)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let fields: Vec<String> = stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        (
+            fields[2].parse::<usize>().unwrap(),
+            fields[5].parse::<f32>().unwrap(),
+        )
+    };
+    let x = xbn::data::image_batch(&[png.as_path()], 256, 224, &device).unwrap();
+    let ln_probs = to_vec(burn::tensor::activation::softmax(
+        ln_model.valid().forward(x),
+        1,
+    ));
+    let (class, p) = top1(&["--bfn", "ln"]);
+    assert!((p - ln_probs[class]).abs() < 1e-3 && ln_probs.iter().all(|&q| q <= p + 1e-6));
+
     // A label file of the wrong length is a clear error.
     std::fs::write(&labels, "cat\ndog\n").unwrap();
     let out = std::process::Command::new(xbn)

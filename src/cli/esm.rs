@@ -10,6 +10,7 @@ use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
 use crate::data::{DatasetKind, ImageDataset, Split};
 use crate::esm::measure_dataset;
 use crate::models::ModelName;
+use crate::norm::NormConfig;
 use crate::train::{TrainConfig, TrainError, files};
 
 /// Options of `xbn esm`.
@@ -22,6 +23,10 @@ pub struct EsmArgs {
     /// Model name (with --checkpoint and --dataset), e.g. resnet20-xbn-p2.
     #[arg(long, requires_all = ["checkpoint", "dataset"])]
     pub model: Option<ModelName>,
+    /// Batch-free norm of the XBN blocks (with --model; gn, gn:G, ln, in) when it is not
+    /// the model name's default.
+    #[arg(long, value_name = "NORM", requires = "model")]
+    pub bfn: Option<NormConfig>,
     /// Weights (PyTorch .pth/.pt or safetensors).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
@@ -60,10 +65,12 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
         (None, Some(model)) => {
             let dataset = args.dataset.expect("clap requires --dataset with --model");
             let [c, _, _] = dataset.image_shape();
-            let network = model
-                .config()?
-                .with_in_channels(c)
-                .with_num_classes(dataset.num_classes());
+            let network = match args.bfn.clone() {
+                Some(bfn) => model.config_with_bfn(bfn)?,
+                None => model.config()?,
+            }
+            .with_in_channels(c)
+            .with_num_classes(dataset.num_classes());
             let weights = args.checkpoint.clone().expect("clap requires --checkpoint");
             (network, dataset, weights, PathBuf::from("."))
         }

@@ -10,6 +10,7 @@ use super::outln;
 use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
 use crate::data::{DataError, image_batch};
 use crate::models::ModelName;
+use crate::norm::NormConfig;
 
 /// Options of `xbn predict`.
 #[derive(Debug, Args)]
@@ -17,6 +18,10 @@ pub struct PredictArgs {
     /// Model name (see `xbn models`), e.g. resnet50 or resnet50-xbn-p2.
     #[arg(long)]
     pub model: ModelName,
+    /// Batch-free norm of the XBN blocks (gn, gn:G, ln, in) when the checkpoint was trained
+    /// with another one than the model name's default (GroupNorm with the paper's groups).
+    #[arg(long, value_name = "NORM")]
+    pub bfn: Option<NormConfig>,
     /// Weights: a PyTorch .pth/.pt state dict (torchvision's or the authors' names, with or
     /// without `module.` / `state_dict`) or a safetensors file (e.g. a run's
     /// model.safetensors).
@@ -68,7 +73,10 @@ fn read_labels(path: &std::path::Path, classes: usize) -> Result<Vec<String>, Da
 
 pub(super) fn run(args: PredictArgs) -> Result<(), crate::Error> {
     let device = burn::tensor::Device::flex();
-    let mut config = args.model.config()?;
+    let mut config = match args.bfn.clone() {
+        Some(bfn) => args.model.config_with_bfn(bfn)?,
+        None => args.model.config()?,
+    };
     if let Some(k) = args.num_classes {
         config = config.with_num_classes(k);
     }

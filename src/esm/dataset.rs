@@ -11,7 +11,8 @@ use crate::train::ImageClassifier;
 ///
 /// # Errors
 /// See [`measure`](super::measure); [`EsmError::Data`] when a batch cannot be loaded,
-/// [`EsmError::Forward`] when the model rejects the images.
+/// [`EsmError::Forward`] when the model rejects the images, [`EsmError::Data`] when
+/// `batch_size` is 0.
 pub fn measure_dataset<M: ImageClassifier>(
     model: &M,
     dataset: ImageDataset,
@@ -19,6 +20,9 @@ pub fn measure_dataset<M: ImageClassifier>(
     batch_size: usize,
     device: &Device,
 ) -> Result<EsmReport, EsmError> {
+    if batch_size == 0 {
+        return Err(EsmError::Data("the batch size must be at least 1".into()));
+    }
     let loader = eval_loader(dataset, kind, batch_size, device);
     let mut failure = None;
     let batches = loader.iter().map_while(|b| match b {

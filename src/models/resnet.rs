@@ -218,10 +218,10 @@ impl ResNetConfig {
         if self.block == BlockKind::Bottleneck {
             for &p in &self.planes {
                 let width = Bottleneck::width(p, self.groups, self.width_per_group);
-                if width == 0 || !width.is_multiple_of(self.groups) {
+                if width == 0 {
                     return Err(ModelError::InvalidConfig(format!(
-                        "Bottleneck width int({p}·{}/64)·{} = {width} is not a positive multiple of groups {}",
-                        self.width_per_group, self.groups, self.groups
+                        "Bottleneck width int({p}·{}/64)·{} is 0: raise width_per_group or planes",
+                        self.width_per_group, self.groups
                     )));
                 }
             }

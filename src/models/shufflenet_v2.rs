@@ -331,6 +331,9 @@ impl ShuffleBlock {
 
 /// The Megvii channel shuffle of a stride-1 unit: `[N, C, H, W]` → (even channels, odd
 /// channels), each `[N, C / 2, H, W]`.
+///
+/// `C` must be even (every ShuffleNetV2 unit has an even channel count: the stage widths are
+/// even and the unit is built from two equal halves); with an odd `C` the reshape fails.
 pub fn channel_split(x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
     let [n, c, h, w] = x.dims();
     let pairs = x.reshape([n, c / 2, 2, h * w]);

@@ -26,7 +26,7 @@ pub struct EvalResult {
 ///
 /// # Errors
 /// [`TrainError::Model`] when the images do not fit the model, [`TrainError::Data`]
-/// when a batch cannot be loaded.
+/// when a batch cannot be loaded, [`TrainError::InvalidConfig`] when `batch_size` is 0.
 pub fn evaluate<M: ImageClassifier>(
     model: &M,
     dataset: ImageDataset,
@@ -34,6 +34,11 @@ pub fn evaluate<M: ImageClassifier>(
     batch_size: usize,
     device: &Device,
 ) -> Result<EvalResult, TrainError> {
+    if batch_size == 0 {
+        return Err(TrainError::InvalidConfig(
+            "the batch size must be at least 1".into(),
+        ));
+    }
     let loader = eval_loader(dataset, kind, batch_size, device);
     evaluate_loader(model, loader.as_ref())
 }
