@@ -164,3 +164,41 @@ fn invalid_experiment_configs_are_refused() {
         assert!(e.to_string().contains("BatchNorm needs two samples"), "{e}");
     }
 }
+
+#[test]
+fn mlp_initialisation_is_he_for_hidden_layers_and_pytorch_default_for_the_head() {
+    use burn::tensor::Device;
+    use xbn::experiment::Mlp;
+    let device = Device::flex();
+    let mlp = Mlp::new(784, 3, 256, 10, MlpNorms::None, 16, &device).unwrap();
+    let values = |t: burn::tensor::Tensor<2>| -> Vec<f64> {
+        t.into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let std = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    // N(0, 2 / in_features): 200,704 and 65,536 samples, so the sample std is within 1 %.
+    for (layer, fan_in) in mlp.layers.iter().zip([784usize, 256, 256]) {
+        let w = values(layer.linear.weight.val());
+        let expected = (2.0 / fan_in as f64).sqrt();
+        assert!(
+            (std(&w) / expected - 1.0).abs() < 0.01,
+            "{} vs {expected}",
+            std(&w)
+        );
+        let b = values(layer.linear.bias.as_ref().unwrap().val().unsqueeze());
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        assert!(b.iter().all(|x| x.abs() <= bound));
+    }
+    // The classifier keeps PyTorch's U(-1/sqrt(256), 1/sqrt(256)).
+    let head = values(mlp.head.weight.val());
+    assert!(head.iter().all(|x| x.abs() <= 1.0 / 16.0));
+    assert!((std(&head) - (1.0 / 16.0) / 3f64.sqrt()).abs() < 0.003);
+}

@@ -47,7 +47,7 @@ pub struct ShiftArgs {
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// SGD learning rate (constant).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.02)]
     pub lr: f64,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]

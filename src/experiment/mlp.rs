@@ -75,8 +75,11 @@ pub struct MlpLayer {
 }
 
 /// `flatten → [Linear → norm → ReLU] × depth → Linear` (paper §4; depth and width are
-/// xbn's choice: the paper's values were not retrievable). Linear layers use PyTorch's
-/// default initialisation.
+/// xbn's choice: the paper's values were not retrievable). Hidden Linear weights are
+/// initialised N(0, 2 / in_features) (He et al. 2015, PyTorch's
+/// `kaiming_normal_(nonlinearity="relu")`), so that the un-normalised MLP keeps its signal
+/// through all layers; biases and the classifier use PyTorch's default
+/// U(−1/√in, 1/√in).
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// Hidden layers, `layers.0` first.
@@ -99,27 +102,35 @@ impl Mlp {
         gn_groups: usize,
         device: &Device,
     ) -> Result<Self, NormError> {
-        let linear = |i: usize, o: usize| {
+        let uniform = |i: usize| {
             let bound = 1.0 / (i as f64).sqrt();
-            LinearConfig::new(i, o)
-                .with_initializer(Initializer::Uniform {
-                    min: -bound,
-                    max: bound,
-                })
-                .init(device)
+            Initializer::Uniform {
+                min: -bound,
+                max: bound,
+            }
+        };
+        let linear = |i: usize, o: usize, he: bool| {
+            let mut layer = LinearConfig::new(i, o)
+                .with_initializer(uniform(i))
+                .init(device);
+            if he {
+                let std = (2.0 / i as f64).sqrt();
+                layer.weight = Initializer::Normal { mean: 0.0, std }.init([i, o], device);
+            }
+            layer
         };
         let mut layers = Vec::with_capacity(depth);
         for l in 0..depth {
             let input = if l == 0 { in_features } else { width };
             layers.push(MlpLayer {
-                linear: linear(input, width),
+                linear: linear(input, width, true),
                 norm: norms.norm(l + 1, gn_groups).init(width, device)?,
             });
         }
         let head_in = if depth == 0 { in_features } else { width };
         Ok(Self {
             layers,
-            head: linear(head_in, num_classes),
+            head: linear(head_in, num_classes, false),
         }
         .initialized())
     }
