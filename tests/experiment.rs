@@ -1,5 +1,7 @@
 //! The §4 experiment harness on a small synthetic MNIST-format dataset.
 
+mod common;
+
 use std::path::Path;
 
 use xbn::data::{DataLocator, DatasetKind};
@@ -35,6 +37,7 @@ fn synthetic_mnist(dir: &Path, n: usize) {
 
 #[test]
 fn estimation_shift_experiment_writes_results_figures_and_summary() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("mnist");
     synthetic_mnist(&data, 300);
@@ -129,6 +132,7 @@ fn estimation_shift_experiment_writes_results_figures_and_summary() {
 
 #[test]
 fn invalid_experiment_configs_are_refused() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let locator = DataLocator {
         data_dir: Some(tmp.path().to_path_buf()),
@@ -167,6 +171,7 @@ fn invalid_experiment_configs_are_refused() {
 
 #[test]
 fn mlp_initialisation_is_he_for_hidden_layers_and_pytorch_default_for_the_head() {
+    let _rng = common::rng_lock();
     use burn::tensor::Device;
     use xbn::experiment::Mlp;
     let device = Device::flex();

@@ -121,6 +121,7 @@ fn fixture_locator() -> DataLocator {
 
 #[test]
 fn end_to_end_run_writes_the_run_directory() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let options = RunOptions {
@@ -175,6 +176,7 @@ fn end_to_end_run_writes_the_run_directory() {
 
 #[test]
 fn training_on_idx_data_with_one_channel() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let options = RunOptions {
         run_dir: tmp.path().join("run"),
@@ -189,6 +191,7 @@ fn training_on_idx_data_with_one_channel() {
 
 #[test]
 fn training_errors() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let options = |dir: &str| RunOptions {
         run_dir: tmp.path().join(dir),
@@ -270,6 +273,7 @@ fn training_errors() {
 
 #[test]
 fn last_checkpoint_skips_a_partly_written_one() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let mut config = tiny_config(DatasetKind::Cifar10, Placement::Bn);
@@ -425,6 +429,7 @@ fn cli_usage_errors_are_reported() {
 
 #[test]
 fn tracking_esm_does_not_change_the_training() {
+    let _rng = common::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     // ShuffleNetV2 2.0× has dropout: its training draws random numbers after the start.
     let run = |dir: &str, track: bool| {

@@ -68,6 +68,9 @@ pub struct ExperimentConfig {
     /// Run setting 1.
     pub setting1: bool,
     /// Seed of the weights, the subsets and the batch order.
+    ///
+    /// Burn's random generator is process-wide (like `torch.manual_seed`): a run is
+    /// reproducible when nothing else in the process draws random numbers while it runs.
     pub seed: u64,
     /// Backend.
     pub backend: BackendKind,
@@ -283,17 +286,8 @@ fn run_one(
         }) {
             Ok(report) => report
                 .layers
-                .into_iter()
-                .map(|l| EsmEpochRow {
-                    epoch,
-                    depth: l.depth,
-                    path: l.path,
-                    channels: l.channels,
-                    esm_mean: l.esm_mean,
-                    esm_var: l.esm_var,
-                    esm_mean_per_sqrt_c: l.esm_mean_per_sqrt_c,
-                    esm_var_per_sqrt_c: l.esm_var_per_sqrt_c,
-                })
+                .iter()
+                .map(|l| EsmEpochRow::new(epoch, &l))
                 .collect(),
             Err(EsmError::NoBatchNorm) => {
                 let eval = model.valid();

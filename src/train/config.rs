@@ -37,7 +37,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Learning-rate schedule, per epoch.
     pub schedule: Schedule,
-    /// Seed of the weights, the shuffling and the augmentation.
+    /// Seed of the weights, the shuffling and the augmentation (and of dropout).
+    ///
+    /// Burn's random generator is process-wide (like `torch.manual_seed`): a run is
+    /// reproducible when nothing else in the process draws random numbers while it runs.
     pub seed: u64,
     /// Training augmentation (`None`: none).
     pub augmentation: Option<Augmentation>,

@@ -8,7 +8,6 @@
 //! weights and draws no random number, so the training result is unchanged (it only shares
 //! the CPU).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -46,6 +45,22 @@ pub struct EsmEpochRow {
     pub esm_mean_per_sqrt_c: f64,
     /// ξ_σ² / sqrt(C).
     pub esm_var_per_sqrt_c: f64,
+}
+
+impl EsmEpochRow {
+    /// The row of `layer` measured after `epoch`.
+    pub fn new(epoch: usize, layer: &crate::esm::EsmLayer) -> Self {
+        Self {
+            epoch,
+            depth: layer.depth,
+            path: layer.path.clone(),
+            channels: layer.channels,
+            esm_mean: layer.esm_mean,
+            esm_var: layer.esm_var,
+            esm_mean_per_sqrt_c: layer.esm_mean_per_sqrt_c,
+            esm_var_per_sqrt_c: layer.esm_var_per_sqrt_c,
+        }
+    }
 }
 
 /// A model checkpointer that also measures the ESM of each saved epoch on the test set.
@@ -110,35 +125,20 @@ impl EsmTracker {
     }
 }
 
+/// Adds the rows of `epoch` to `esm_epochs.csv`, replacing any rows of this or later epochs
+/// (left by a run that was killed after measuring and is now redoing the epoch).
 fn append_rows(path: &Path, epoch: usize, report: &EsmReport) -> Result<(), EsmError> {
-    let err = |e: std::io::Error| EsmError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    let mut rows = if path.exists() {
+        read_esm_epochs(path).map_err(|e| EsmError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?
+    } else {
+        Vec::new()
     };
-    let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(err)?;
-    if new {
-        writeln!(f, "{ESM_CSV_HEADER}").map_err(err)?;
-    }
-    for l in &report.layers {
-        writeln!(
-            f,
-            "{epoch},{},{},{},{},{},{},{}",
-            l.depth,
-            l.path,
-            l.channels,
-            l.esm_mean,
-            l.esm_var,
-            l.esm_mean_per_sqrt_c,
-            l.esm_var_per_sqrt_c
-        )
-        .map_err(err)?;
-    }
-    f.sync_all().map_err(err)
+    rows.retain(|r| r.epoch < epoch);
+    rows.extend(report.layers.iter().map(|l| EsmEpochRow::new(epoch, l)));
+    write_esm_epochs(path, &rows)
 }
 
 /// Writes rows as an `esm_epochs.csv` file (header [`ESM_CSV_HEADER`]).

@@ -8,6 +8,17 @@ use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// Serialises the tests of one test binary that draw random numbers.
+///
+/// Burn's CPU backends keep one random generator per process (`Backend::seed` sets it, every
+/// random initialisation and dropout mask draws from it), like `torch.manual_seed`. Tests run
+/// on parallel threads, so a test that checks that a seeded run is reproducible holds this
+/// lock, and so does every other test of its binary that initialises a model.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The CPU backends compiled into this test build: flex always, ndarray with
 /// `--features ndarray` (the README's test command enables it).
 pub fn devices() -> Vec<(&'static str, Device)> {
