@@ -294,6 +294,14 @@ fn locator_search_order_and_offline_error() {
     let e = explicit.locate(DatasetKind::FashionMnist).unwrap_err();
     assert!(matches!(e, DataError::NotInDataDir { .. }), "{e}");
     assert!(e.to_string().contains(&empty.display().to_string()), "{e}");
+    // ... but it points at the folder of the search order that does hold the data.
+    assert!(
+        e.to_string().contains(&format!(
+            "the files are in {}",
+            fixture("fashion-mnist").display()
+        )),
+        "{e}"
+    );
 
     // The test split alone is enough when only it is asked for.
     let test_only = tmp.path().join("test-only");

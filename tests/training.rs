@@ -419,6 +419,27 @@ fn cli_usage_errors_are_reported() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("resnet20"));
     let out = xbn(&["train", "--bfn", "gn:x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A repeated option overrides the earlier one (so the README command can be extended),
+    // and a training set smaller than a batch is refused naming both options.
+    let tmp_out = tempfile::tempdir().unwrap();
+    let out = xbn(&[
+        "train",
+        "--train-limit",
+        "1000",
+        "--train-limit",
+        "50",
+        "--output",
+        tmp_out.path().join("run").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--train-limit 50 is smaller than one batch (--batch-size 128)"),
+        "{stderr}"
+    );
+    assert!(!tmp_out.path().join("run").exists());
     let tmp = tempfile::tempdir().unwrap();
     let out = xbn(&["eval", "--run", tmp.path().to_str().unwrap()])
         .output()

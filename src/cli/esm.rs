@@ -11,13 +11,14 @@ use crate::data::{DatasetKind, ImageDataset, Split};
 use crate::esm::measure_dataset;
 use crate::models::ModelName;
 use crate::norm::NormConfig;
-use crate::train::{TrainConfig, TrainError, files};
+use crate::train::{TrainConfig, TrainError, files, load_split};
 
 /// Options of `xbn esm`.
 #[derive(Debug, Args)]
 pub struct EsmArgs {
-    /// Run directory of `xbn train`: its config.json gives the model and dataset, its
-    /// model.safetensors the weights (unless --checkpoint is given).
+    /// Run directory of `xbn train`: its config.json gives the model and dataset (with the
+    /// run's --test-limit / --train-limit), its model.safetensors the weights (unless
+    /// --checkpoint is given).
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     pub run: Option<PathBuf>,
     /// Model name (with --checkpoint and --dataset), e.g. resnet20-xbn-p2.
@@ -49,7 +50,7 @@ pub struct EsmArgs {
 
 pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
     let device = burn::tensor::Device::flex();
-    let (network, dataset, weights, default_out) = match (&args.run, &args.model) {
+    let (network, dataset, weights, default_out, run_config) = match (&args.run, &args.model) {
         (Some(run), _) => {
             let config_path = run.join(files::CONFIG);
             if !config_path.is_file() {
@@ -60,7 +61,13 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
                 .checkpoint
                 .clone()
                 .unwrap_or_else(|| run.join(files::MODEL));
-            (config.network()?, config.dataset, weights, run.clone())
+            (
+                config.network()?,
+                config.dataset,
+                weights,
+                run.clone(),
+                Some(config),
+            )
         }
         (None, Some(model)) => {
             let dataset = args.dataset.expect("clap requires --dataset with --model");
@@ -72,7 +79,7 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
             .with_in_channels(c)
             .with_num_classes(dataset.num_classes());
             let weights = args.checkpoint.clone().expect("clap requires --checkpoint");
-            (network, dataset, weights, PathBuf::from("."))
+            (network, dataset, weights, PathBuf::from("."), None)
         }
         (None, None) => {
             return Err(TrainError::InvalidConfig(
@@ -93,8 +100,15 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
     } else {
         Split::Test
     };
-    let dir = args.data.locator().locate_splits(dataset, &[split])?;
-    let data = ImageDataset::load(dataset, split, &dir)?;
+    let locator = args.data.locator();
+    let data = match &run_config {
+        // The run's own test (or train) set, with its --test-limit / --train-limit.
+        Some(config) => load_split(config, split, &locator)?,
+        None => {
+            let dir = locator.locate_splits(dataset, &[split])?;
+            ImageDataset::load(dataset, split, &dir)?
+        }
+    };
     let report = measure_dataset(&model.valid(), data, dataset, args.batch_size, &device)?;
     let out = args.output.unwrap_or(default_out);
     std::fs::create_dir_all(&out).map_err(|e| TrainError::Io {
@@ -103,7 +117,11 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
     })?;
     report.write_json(&out.join("esm.json"))?;
     report.write_csv(&out.join("esm.csv"))?;
-    let title = format!("Estimation shift on {dataset} ({split:?} split)");
+    let split_name = match split {
+        Split::Train => "training",
+        Split::Test => "test",
+    };
+    let title = format!("Estimation shift on {dataset} ({split_name} split)");
     report.plot(&out.join("esm.png"), &title)?;
     report.plot(&out.join("esm.svg"), &title)?;
     outln!("{}", report.table());

@@ -15,7 +15,7 @@ use crate::data::DataLocator;
 
 /// xbn: estimation shift of batch normalization — XBNBlock networks on Burn.
 #[derive(Debug, Parser)]
-#[command(name = "xbn", version, about, long_about = None)]
+#[command(name = "xbn", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -104,16 +104,6 @@ impl DataLocator {
                 .flat_map(|&s| kind.files(s))
                 .all(|f| kind.find_file(dir, f).is_some())
         };
-        if let Some(dir) = &self.data_dir {
-            return Self::candidates(dir, kind)
-                .into_iter()
-                .find(|d| has_all(d))
-                .ok_or_else(|| DataError::NotInDataDir {
-                    dir: dir.clone(),
-                    dataset: kind.name(),
-                    hint: hint(kind),
-                });
-        }
         let mut roots: Vec<PathBuf> = Vec::new();
         roots.extend(self.env_dir.clone());
         roots.extend(
@@ -123,6 +113,35 @@ impl DataLocator {
                 .map(|(_, d)| d.clone()),
         );
         roots.extend(self.cache_dir.clone());
+        if let Some(dir) = &self.data_dir {
+            return Self::candidates(dir, kind)
+                .into_iter()
+                .find(|d| has_all(d))
+                .ok_or_else(|| {
+                    // The data may be in one of the other places: say so rather than
+                    // telling the user to fetch it again.
+                    let elsewhere = roots
+                        .iter()
+                        .flat_map(|r| Self::candidates(r, kind))
+                        .find(|d| has_all(d));
+                    let hint = match elsewhere {
+                        Some(found) => format!(
+                            "the files are in {}: pass that folder, or omit --data-dir to use it",
+                            found.display()
+                        ),
+                        None => format!(
+                            "point --data-dir at the folder holding them, or omit --data-dir to \
+                             search the default places and download; otherwise {}",
+                            hint(kind)
+                        ),
+                    };
+                    DataError::NotInDataDir {
+                        dir: dir.clone(),
+                        dataset: kind.name(),
+                        hint,
+                    }
+                });
+        }
         let mut searched = Vec::new();
         for root in &roots {
             for dir in Self::candidates(root, kind) {

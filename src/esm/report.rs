@@ -178,7 +178,22 @@ fn draw<DB: DrawingBackend>(
     if x0 == x1 {
         x1 = x0 + 1.0;
     }
-    let y1 = if y1 > 0.0 { y1 * 1.08 } else { 1.0 };
+    // Head room above the highest point keeps the legend (upper right) off the curves.
+    let y1 = if y1 > 0.0 { y1 * 1.3 } else { 1.0 };
+    // Depths and epochs are whole numbers: label only whole ticks, without a fraction.
+    let whole_x = series
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .all(|&(x, _)| x.fract() == 0.0);
+    let x_format = move |x: &f64| {
+        if !whole_x {
+            format!("{x}")
+        } else if x.fract() == 0.0 {
+            format!("{}", *x as i64)
+        } else {
+            String::new()
+        }
+    };
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
@@ -190,6 +205,7 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_label_formatter(&x_format)
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;
@@ -213,6 +229,7 @@ fn draw<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))

@@ -432,7 +432,7 @@ pub fn summary(config: &ExperimentConfig, results: &[RunResult]) -> String {
     let mut s = String::from("# Estimation shift experiments (paper §4)\n\n");
     let _ = writeln!(
         s,
-        "MLP depth {}, width {}, GNBN groups {}, {} epochs of {} samples, batch {}, SGD lr {} momentum {}, seed {}.\n\
+        "MLP depth {}, width {}, GNBN groups {}, {} epoch{} of {} samples, batch {}, SGD lr {} momentum {}, seed {}.\n\
          Train error: the training set in training mode (mini-batch statistics) at the end of \
          the epoch; test error: the whole test set in inference mode; same weights. \
          ξ_μ = ‖running_mean − E[x]‖₂ on the test set at the end of training.\n",
@@ -440,6 +440,7 @@ pub fn summary(config: &ExperimentConfig, results: &[RunResult]) -> String {
         config.width,
         config.gn_groups,
         config.epochs,
+        if config.epochs == 1 { "" } else { "s" },
         config.epoch_samples,
         config.batch_size,
         config.lr,

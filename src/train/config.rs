@@ -186,10 +186,14 @@ impl TrainConfig {
             ));
         }
         if matches!(self.train_limit, Some(n) if n < self.batch_size) {
-            return bad("train_limit must be at least one batch".into());
+            return bad(format!(
+                "--train-limit {} is smaller than one batch (--batch-size {}): raise it or lower the batch size",
+                self.train_limit.unwrap_or(0),
+                self.batch_size
+            ));
         }
         if self.test_limit == Some(0) {
-            return bad("test_limit must be at least 1".into());
+            return bad("--test-limit must be at least 1".into());
         }
         Ok(())
     }
