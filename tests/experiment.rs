@@ -179,7 +179,7 @@ fn mlp_initialisation_is_he_for_hidden_layers_and_pytorch_default_for_the_head()
     let values = |t: burn::tensor::Tensor<2>| -> Vec<f64> {
         t.into_data()
             .convert::<f32>()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap()
             .into_iter()
             .map(f64::from)

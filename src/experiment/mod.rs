@@ -287,7 +287,7 @@ fn run_one(
             Ok(report) => report
                 .layers
                 .iter()
-                .map(|l| EsmEpochRow::new(epoch, &l))
+                .map(|l| EsmEpochRow::new(epoch, l))
                 .collect(),
             Err(EsmError::NoBatchNorm) => {
                 let eval = model.valid();
