@@ -23,6 +23,8 @@ fn model(name: &str, device: &Device) -> Network {
 }
 
 fn esm_vs_inference(c: &mut Criterion) {
+    // Like the PyTorch reference: glibc keeps freed buffers (see xbn::malloc).
+    xbn::malloc::tune_malloc();
     let device = Device::flex();
     let batches = data(&device);
     let mut group = c.benchmark_group("esm_pass_1024_images");

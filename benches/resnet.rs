@@ -27,6 +27,8 @@ fn resnet20(placement: Placement, device: &Device) -> ResNet {
 }
 
 fn train_step(c: &mut Criterion) {
+    // Like the PyTorch reference: glibc keeps freed buffers (see xbn::malloc).
+    xbn::malloc::tune_malloc();
     let device = Device::flex().autodiff();
     let n = 128;
     let x = Tensor::<4>::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
@@ -54,6 +56,8 @@ fn train_step(c: &mut Criterion) {
 }
 
 fn inference(c: &mut Criterion) {
+    // Like the PyTorch reference: glibc keeps freed buffers (see xbn::malloc).
+    xbn::malloc::tune_malloc();
     let device = Device::flex();
     let n = 256;
     let x = Tensor::<4>::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
@@ -74,6 +78,8 @@ fn inference(c: &mut Criterion) {
 }
 
 fn norms(c: &mut Criterion) {
+    // Like the PyTorch reference: glibc keeps freed buffers (see xbn::malloc).
+    xbn::malloc::tune_malloc();
     let device = Device::flex().autodiff();
     let x = Tensor::<4>::random([64, 64, 32, 32], Distribution::Normal(0.0, 1.0), &device)
         .require_grad();

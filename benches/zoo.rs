@@ -11,6 +11,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use xbn::models::ModelName;
 
 fn infer_b8(c: &mut Criterion) {
+    // Like the PyTorch reference: glibc keeps freed buffers (see xbn::malloc).
+    xbn::malloc::tune_malloc();
     let device = Device::flex();
     let x = Tensor::<4>::random([8, 3, 224, 224], Distribution::Normal(0.0, 1.0), &device);
     let mut group = c.benchmark_group("infer_b8_224");

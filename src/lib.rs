@@ -32,6 +32,7 @@ pub mod error;
 pub mod esm;
 pub mod experiment;
 mod fsutil;
+pub mod malloc;
 pub mod models;
 pub mod norm;
 pub mod train;
