@@ -507,6 +507,15 @@ fn predict_and_models_commands() {
         .with_num_classes(3)
         .init(&device)
         .unwrap();
+    // Sharpen the classifier so the three probabilities differ clearly (a fresh
+    // model gives almost exactly 1/3 each, which would not tell the norms apart).
+    let ln_model = match ln_model {
+        xbn::models::Network::ShuffleNetV2(mut net) => {
+            net.classifier.weight = net.classifier.weight.map(|w| w * 2000.0);
+            xbn::models::Network::ShuffleNetV2(net)
+        }
+        _ => unreachable!("a ShuffleNetV2 name"),
+    };
     let ln_weights = tmp.path().join("ln.safetensors");
     save_safetensors(&ln_model, &ln_weights).unwrap();
     let top1 = |extra: &[&str]| {
@@ -548,7 +557,33 @@ fn predict_and_models_commands() {
         1,
     ));
     let (class, p) = top1(&["--bfn", "ln"]);
-    assert!((p - ln_probs[class]).abs() < 1e-3 && ln_probs.iter().all(|&q| q <= p + 1e-6));
+    assert!(
+        (p - ln_probs[class]).abs() < 1e-3 && ln_probs.iter().all(|&q| q <= p + 1e-3),
+        "{class} {p} vs {ln_probs:?}"
+    );
+    // Read with the registry's default norm (GroupNorm) the same weights give
+    // other probabilities: the flag really changes the model.
+    let (gn_class, gn_p) = top1(&[]);
+    assert!(
+        gn_class != class || (gn_p - p).abs() > 1e-2,
+        "GroupNorm {gn_class} {gn_p} vs LayerNorm {class} {p}"
+    );
+
+    // `--bfn` is refused for a model without batch-free norms, and must be batch-free.
+    for (model, bfn, message) in [
+        ("shufflenet-v2-0.5x", "ln", "has no batch-free norm"),
+        ("shufflenet-v2-0.5x-xbn", "bn", "must be a batch-free norm"),
+    ] {
+        let out = std::process::Command::new(xbn)
+            .args(["predict", "--model", model, "--bfn", bfn, "--checkpoint"])
+            .arg(&ln_weights)
+            .arg(&png)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
 
     // A label file of the wrong length is a clear error.
     std::fs::write(&labels, "cat\ndog\n").unwrap();

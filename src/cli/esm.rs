@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::module::Module;
 use clap::Args;
 
-use super::{DataArgs, outln};
+use super::{DataArgs, model_config, outln};
 use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
 use crate::data::{DatasetKind, ImageDataset, Split};
 use crate::esm::measure_dataset;
@@ -24,15 +24,15 @@ pub struct EsmArgs {
     /// Model name (with --checkpoint and --dataset), e.g. resnet20-xbn-p2.
     #[arg(long, requires_all = ["checkpoint", "dataset"])]
     pub model: Option<ModelName>,
-    /// Batch-free norm of the XBN blocks (with --model; gn, gn:G, ln, in) when it is not
-    /// the model name's default.
+    /// Batch-free norm of the XBN blocks (with --model; gn, gn:G, ln, in, none) when it is
+    /// not the model name's default. Only for -xbn / -gn models.
     #[arg(long, value_name = "NORM", requires = "model")]
     pub bfn: Option<NormConfig>,
     /// Weights (PyTorch .pth/.pt or safetensors).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// Dataset whose test split is measured (with --model).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "run")]
     pub dataset: Option<DatasetKind>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -49,6 +49,9 @@ pub struct EsmArgs {
 }
 
 pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
+    if args.batch_size == 0 {
+        return Err(TrainError::InvalidConfig("--batch-size must be at least 1".into()).into());
+    }
     let device = burn::tensor::Device::flex();
     let (network, dataset, weights, default_out, run_config) = match (&args.run, &args.model) {
         (Some(run), _) => {
@@ -72,12 +75,9 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
         (None, Some(model)) => {
             let dataset = args.dataset.expect("clap requires --dataset with --model");
             let [c, _, _] = dataset.image_shape();
-            let network = match args.bfn.clone() {
-                Some(bfn) => model.config_with_bfn(bfn)?,
-                None => model.config()?,
-            }
-            .with_in_channels(c)
-            .with_num_classes(dataset.num_classes());
+            let network = model_config(*model, args.bfn.clone())?
+                .with_in_channels(c)
+                .with_num_classes(dataset.num_classes());
             let weights = args.checkpoint.clone().expect("clap requires --checkpoint");
             (network, dataset, weights, PathBuf::from("."), None)
         }

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::blocks::Placement;
 use crate::data::DataLocator;
+use crate::models::{ModelError, ModelName, NetworkConfig};
+use crate::norm::NormConfig;
 
 /// xbn: estimation shift of batch normalization — XBNBlock networks on Burn.
 #[derive(Debug, Parser)]
@@ -43,9 +46,10 @@ pub enum Command {
 /// Where datasets are read from.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Folder holding the dataset files (or a sub-folder named after the dataset).
-    /// Searched first, then $XBN_DATA, then /usr/share/datasets/fashion-mnist (Debian
-    /// package dataset-fashion-mnist), then the download cache (~/.cache/xbn).
+    /// Folder holding the dataset files (or a sub-folder named after the dataset); the data
+    /// must be there. Without it xbn searches $XBN_DATA, /usr/share/datasets/fashion-mnist
+    /// (Debian package dataset-fashion-mnist) and the download cache (~/.cache/xbn), and
+    /// downloads into the cache.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Never download: fail if the data is not found locally.
@@ -57,6 +61,28 @@ impl DataArgs {
     /// The locator these options describe.
     pub fn locator(&self) -> DataLocator {
         DataLocator::new(self.data_dir.clone()).with_download(!self.no_download)
+    }
+}
+
+/// The configuration of `model`, with `bfn` as the batch-free norm of its XBN blocks when
+/// given (`--bfn` of `xbn esm` and `xbn predict`).
+///
+/// # Errors
+/// [`ModelError::InvalidConfig`] when `bfn` is given for a plain-BN model (it has no
+/// batch-free norm) or is not batch-free.
+pub(crate) fn model_config(
+    model: ModelName,
+    bfn: Option<NormConfig>,
+) -> Result<NetworkConfig, ModelError> {
+    match bfn {
+        None => model.config(),
+        Some(_) if model.placement == Placement::Bn => Err(ModelError::InvalidConfig(format!(
+            "{model} has no batch-free norm: --bfn applies to the -xbn, -xbn-pN and -gn models"
+        ))),
+        Some(bfn) if !bfn.is_batch_free() => Err(ModelError::InvalidConfig(format!(
+            "--bfn must be a batch-free norm (gn[:G], ln, in or none), got {bfn}"
+        ))),
+        Some(bfn) => model.config_with_bfn(bfn),
     }
 }
 

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::activation::softmax;
 use clap::Args;
 
-use super::outln;
+use super::{model_config, outln};
 use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
 use crate::data::{DataError, image_batch};
 use crate::models::ModelName;
@@ -18,8 +18,9 @@ pub struct PredictArgs {
     /// Model name (see `xbn models`), e.g. resnet50 or resnet50-xbn-p2.
     #[arg(long)]
     pub model: ModelName,
-    /// Batch-free norm of the XBN blocks (gn, gn:G, ln, in) when the checkpoint was trained
-    /// with another one than the model name's default (GroupNorm with the paper's groups).
+    /// Batch-free norm of the XBN blocks (gn, gn:G, ln, in, none) when the checkpoint was
+    /// trained with another one than the model name's default (GroupNorm with the paper's
+    /// groups). Only for -xbn / -gn models.
     #[arg(long, value_name = "NORM")]
     pub bfn: Option<NormConfig>,
     /// Weights: a PyTorch .pth/.pt state dict (torchvision's or the authors' names, with or
@@ -73,10 +74,7 @@ fn read_labels(path: &std::path::Path, classes: usize) -> Result<Vec<String>, Da
 
 pub(super) fn run(args: PredictArgs) -> Result<(), crate::Error> {
     let device = burn::tensor::Device::flex();
-    let mut config = match args.bfn.clone() {
-        Some(bfn) => args.model.config_with_bfn(bfn)?,
-        None => args.model.config()?,
-    };
+    let mut config = model_config(args.model, args.bfn.clone())?;
     if let Some(k) = args.num_classes {
         config = config.with_num_classes(k);
     }

@@ -129,9 +129,14 @@ impl DataLocator {
                             "the files are in {}: pass that folder, or omit --data-dir to use it",
                             found.display()
                         ),
-                        None => format!(
+                        None if self.download => format!(
                             "point --data-dir at the folder holding them, or omit --data-dir to \
                              search the default places and download; otherwise {}",
+                            hint(kind)
+                        ),
+                        None => format!(
+                            "point --data-dir at the folder holding them, or omit --data-dir to \
+                             search the default places; otherwise {}",
                             hint(kind)
                         ),
                     };

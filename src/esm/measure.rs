@@ -28,7 +28,7 @@ pub struct BatchNormState {
 
 fn values(t: Tensor<1>) -> Vec<f64> {
     // A float tensor always converts to f64; an unreadable one yields no values, which
-    // makes its layer's ESM NaN rather than stopping the measurement.
+    // makes its layer's ESM NaN (see `l2`) rather than stopping the measurement.
     t.into_data()
         .convert::<f64>()
         .try_to_vec::<f64>()
@@ -124,7 +124,11 @@ pub struct EsmReport {
     pub values_per_channel: f64,
 }
 
+/// `‖a − b‖₂`; NaN when the lengths differ (a statistic that could not be read).
 fn l2(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() != b.len() {
+        return f64::NAN;
+    }
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y) * (x - y))
@@ -242,18 +246,32 @@ impl ModuleMapper for SetValues<'_> {
 /// Returns the model in inference mode ([`Module::valid`]), with running statistics of its
 /// own: clones of `model` (which share Burn's running-state cells) are not changed. Call
 /// [`Module::train`] on the result to continue training it.
-pub fn set_running_stats<M: Module>(model: M, layers: &[EsmLayer]) -> M {
+///
+/// # Errors
+/// [`EsmError::ChannelMismatch`] when a layer of the report has another channel count than
+/// the model's layer of that path (a report of another model); the model is not changed.
+pub fn set_running_stats<M: Module>(model: M, layers: &[EsmLayer]) -> Result<M, EsmError> {
     let model = model.valid();
     let states = batch_norm_states(&model);
     let by_path: HashMap<&str, &EsmLayer> = layers.iter().map(|l| (l.path.as_str(), l)).collect();
     let mut values = HashMap::new();
     for s in &states {
         if let Some(l) = by_path.get(s.path.as_str()) {
+            let channels = s.running_mean.len();
+            for got in [l.expected_mean.len(), l.expected_var.len()] {
+                if got != channels {
+                    return Err(EsmError::ChannelMismatch {
+                        path: s.path.clone(),
+                        expected: channels,
+                        got,
+                    });
+                }
+            }
             values.insert(s.mean_id, l.expected_mean.clone());
             values.insert(s.var_id, l.expected_var.clone());
         }
     }
-    model.map(&mut SetValues { values: &values })
+    Ok(model.map(&mut SetValues { values: &values }))
 }
 
 /// Repairs the estimation shift: sets every BatchNorm's running estimates to its expected
@@ -276,7 +294,7 @@ where
     for layer in &first.layers {
         let report = measure(&model, batches.iter().cloned(), &mut forward)?;
         if let Some(current) = report.layers.iter().find(|l| l.path == layer.path) {
-            model = set_running_stats(model, std::slice::from_ref(current));
+            model = set_running_stats(model, std::slice::from_ref(current))?;
         }
     }
     Ok(model)

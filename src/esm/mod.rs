@@ -60,6 +60,18 @@ pub enum EsmError {
     /// A statistic could not be read back from the device.
     #[error("reading BatchNorm statistics back from the device failed: {0}")]
     Read(String),
+    /// A report does not fit the model it is applied to.
+    #[error(
+        "{path}: the report has {got} values for a layer of {expected} channels; apply a report to the model it was measured on"
+    )]
+    ChannelMismatch {
+        /// Module path of the layer.
+        path: String,
+        /// Channels of the model's layer.
+        expected: usize,
+        /// Values in the report.
+        got: usize,
+    },
     /// A report file could not be written.
     #[error("{path}: {reason}")]
     Io {

@@ -185,11 +185,12 @@ fn draw<DB: DrawingBackend>(
         .iter()
         .flat_map(|(_, p)| p.iter())
         .all(|&(x, _)| x.fract() == 0.0);
+    // Tick values come from repeated float additions: compare with a tolerance.
     let x_format = move |x: &f64| {
         if !whole_x {
             format!("{x}")
-        } else if x.fract() == 0.0 {
-            format!("{}", *x as i64)
+        } else if (x - x.round()).abs() < 1e-9 {
+            format!("{}", x.round() as i64)
         } else {
             String::new()
         }

@@ -127,12 +127,28 @@ impl EsmTracker {
 
 /// Adds the rows of `epoch` to `esm_epochs.csv`, replacing any rows of this or later epochs
 /// (left by a run that was killed after measuring and is now redoing the epoch).
+///
+/// A file that cannot be parsed (edited by hand, say) is kept as `esm_epochs.csv.bad` rather
+/// than overwritten, and a new file is started.
 fn append_rows(path: &Path, epoch: usize, report: &EsmReport) -> Result<(), EsmError> {
+    let io = |e: std::io::Error| EsmError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let mut rows = if path.exists() {
-        read_esm_epochs(path).map_err(|e| EsmError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?
+        match read_esm_epochs(path) {
+            Ok(rows) => rows,
+            Err(e) => {
+                let kept = path.with_extension("csv.bad");
+                eprintln!(
+                    "warning: {} cannot be read ({e}); kept as {} and started anew",
+                    path.display(),
+                    kept.display()
+                );
+                std::fs::rename(path, &kept).map_err(io)?;
+                Vec::new()
+            }
+        }
     } else {
         Vec::new()
     };
@@ -279,5 +295,62 @@ impl Checkpointer<ModuleRecord> for EsmTracker {
 
     fn restore(&self, epoch: usize) -> Result<ModuleRecord, CheckpointerError> {
         self.inner.restore(epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esm::EsmLayer;
+
+    fn report(value: f64) -> EsmReport {
+        let layer = |depth: usize| EsmLayer {
+            depth,
+            path: format!("layer{depth}.bn1"),
+            channels: 4,
+            esm_mean: value,
+            esm_var: value * 2.0,
+            esm_mean_per_sqrt_c: value / 2.0,
+            esm_var_per_sqrt_c: value,
+            expected_mean: vec![0.0; 4],
+            expected_var: vec![1.0; 4],
+            running_mean: vec![0.0; 4],
+            running_var: vec![1.0; 4],
+        };
+        EsmReport {
+            layers: vec![layer(1), layer(2)],
+            values_per_channel: 10.0,
+        }
+    }
+
+    #[test]
+    fn a_redone_epoch_replaces_its_rows_and_drops_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(files::ESM_EPOCHS);
+        for epoch in 1..=3 {
+            append_rows(&path, epoch, &report(epoch as f64)).unwrap();
+        }
+        assert_eq!(read_esm_epochs(&path).unwrap().len(), 6);
+        // A resumed run redoes epoch 2: epochs 1 and 2 remain, epoch 2 with the new values.
+        append_rows(&path, 2, &report(20.0)).unwrap();
+        let rows = read_esm_epochs(&path).unwrap();
+        let epochs: Vec<usize> = rows.iter().map(|r| r.epoch).collect();
+        assert_eq!(epochs, [1, 1, 2, 2]);
+        assert_eq!(rows[2].esm_mean, 20.0);
+        assert_eq!(rows[0].esm_mean, 1.0);
+        assert_eq!(rows[3], EsmEpochRow::new(2, &report(20.0).layers[1]));
+    }
+
+    #[test]
+    fn an_unreadable_file_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(files::ESM_EPOCHS);
+        std::fs::write(&path, "epoch,depth\nnot,a,row\n").unwrap();
+        append_rows(&path, 1, &report(1.0)).unwrap();
+        assert_eq!(read_esm_epochs(&path).unwrap().len(), 2);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("esm_epochs.csv.bad")).unwrap(),
+            "epoch,depth\nnot,a,row\n"
+        );
     }
 }
