@@ -501,24 +501,34 @@ fn predict_and_models_commands() {
 
     // `--bfn` rebuilds the model with another batch-free norm: weights trained with
     // LayerNorm in the XBN blocks give the library's LayerNorm probabilities.
-    let ln_model = name
-        .config_with_bfn(xbn::norm::NormConfig::layer())
-        .unwrap()
-        .with_num_classes(3)
-        .init(&device)
-        .unwrap();
-    // Sharpen the classifier so the three probabilities differ clearly (a fresh
-    // model gives almost exactly 1/3 each, which would not tell the norms apart).
+    let ln_model = {
+        let _rng = common::rng_lock();
+        device.seed(11);
+        name.config_with_bfn(xbn::norm::NormConfig::layer())
+            .unwrap()
+            .with_num_classes(3)
+            .init(&device)
+            .unwrap()
+    };
+    let x = xbn::data::image_batch(&[png.as_path()], 256, 224, &device).unwrap();
+    let logits = to_vec(ln_model.valid().forward(x.clone()));
+    let spread = logits.iter().cloned().fold(f32::MIN, f32::max)
+        - logits.iter().cloned().fold(f32::MAX, f32::min);
+    // A fresh model gives almost exactly 1/3 to each class, which would not tell
+    // the norms apart: scale the (bias-free) classifier so the LayerNorm logits
+    // spread over 2 units.
     let ln_model = match ln_model {
         xbn::models::Network::ShuffleNetV2(mut net) => {
-            net.classifier.weight = net.classifier.weight.map(|w| w * 2000.0);
+            assert!(net.classifier.bias.is_none());
+            net.classifier.weight = net.classifier.weight.map(|w| w * (2.0 / spread));
             xbn::models::Network::ShuffleNetV2(net)
         }
         _ => unreachable!("a ShuffleNetV2 name"),
     };
     let ln_weights = tmp.path().join("ln.safetensors");
     save_safetensors(&ln_model, &ln_weights).unwrap();
-    let top1 = |extra: &[&str]| {
+    // The probability of each class as `xbn predict --top-k 3` prints it.
+    let cli_probs = |extra: &[&str]| {
         let out = std::process::Command::new(xbn)
             .args([
                 "predict",
@@ -528,7 +538,7 @@ fn predict_and_models_commands() {
                 "3",
             ])
             .args(extra)
-            .args(["--top-k", "1", "--checkpoint"])
+            .args(["--top-k", "3", "--checkpoint"])
             .arg(&ln_weights)
             .arg(&png)
             .output()
@@ -538,35 +548,36 @@ fn predict_and_models_commands() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let fields: Vec<String> = stdout
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        (
-            fields[2].parse::<usize>().unwrap(),
-            fields[5].parse::<f32>().unwrap(),
-        )
+        let mut probs = [f32::NAN; 3];
+        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            probs[fields[2].parse::<usize>().unwrap()] = fields[5].parse().unwrap();
+        }
+        probs
     };
-    let x = xbn::data::image_batch(&[png.as_path()], 256, 224, &device).unwrap();
     let ln_probs = to_vec(burn::tensor::activation::softmax(
         ln_model.valid().forward(x),
         1,
     ));
-    let (class, p) = top1(&["--bfn", "ln"]);
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let cli_ln = cli_probs(&["--bfn", "ln"]);
     assert!(
-        (p - ln_probs[class]).abs() < 1e-3 && ln_probs.iter().all(|&q| q <= p + 1e-3),
-        "{class} {p} vs {ln_probs:?}"
+        max_diff(&cli_ln, &ln_probs) < 1e-3,
+        "{cli_ln:?} vs {ln_probs:?}"
     );
-    // Read with the registry's default norm (GroupNorm) the same weights give
-    // other probabilities: the flag really changes the model.
-    let (gn_class, gn_p) = top1(&[]);
+    // The LayerNorm probabilities are far from uniform, and reading the same weights
+    // with the registry's default norm (GroupNorm) gives other ones: the flag really
+    // changes the model.
+    assert!(max_diff(&ln_probs, &[1.0 / 3.0; 3]) > 0.05, "{ln_probs:?}");
+    let cli_gn = cli_probs(&[]);
     assert!(
-        gn_class != class || (gn_p - p).abs() > 1e-2,
-        "GroupNorm {gn_class} {gn_p} vs LayerNorm {class} {p}"
+        max_diff(&cli_gn, &cli_ln) > 1e-2,
+        "GroupNorm {cli_gn:?} vs LayerNorm {cli_ln:?}"
     );
 
     // `--bfn` is refused for a model without batch-free norms, and must be batch-free.
