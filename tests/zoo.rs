@@ -442,9 +442,10 @@ fn image_preprocessing_matches_torchvision() {
 
 #[test]
 fn predict_and_models_commands() {
+    const XBN_0_5X: &str = "shufflenet-v2-0.5x-xbn";
     let tmp = tempfile::tempdir().unwrap();
     let device = Device::flex();
-    let name: ModelName = "shufflenet-v2-0.5x-xbn".parse().unwrap();
+    let name: ModelName = XBN_0_5X.parse().unwrap();
     let model = name
         .config()
         .unwrap()
@@ -456,24 +457,23 @@ fn predict_and_models_commands() {
     let labels = tmp.path().join("labels.txt");
     std::fs::write(&labels, "cat\ndog\nbird\n").unwrap();
     let png = fixture("images/pattern_300x200.png");
-    let xbn = env!("CARGO_BIN_EXE_xbn");
-    let out = std::process::Command::new(xbn)
-        .args([
-            "predict",
-            "--model",
-            "shufflenet-v2-0.5x-xbn",
-            "--num-classes",
-            "3",
-            "--top-k",
-            "3",
-        ])
-        .arg("--checkpoint")
-        .arg(&weights)
-        .arg("--labels")
-        .arg(&labels)
-        .arg(&png)
-        .output()
-        .unwrap();
+    let labels_arg = labels.to_str().unwrap();
+    // `xbn predict --model MODEL EXTRA… --checkpoint CHECKPOINT <png>`.
+    let predict = |model: &str, checkpoint: &Path, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xbn"))
+            .args(["predict", "--model", model])
+            .args(extra)
+            .arg("--checkpoint")
+            .arg(checkpoint)
+            .arg(&png)
+            .output()
+            .unwrap()
+    };
+    let out = predict(
+        XBN_0_5X,
+        &weights,
+        &["--num-classes", "3", "--top-k", "3", "--labels", labels_arg],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -483,7 +483,7 @@ fn predict_and_models_commands() {
     // The same probabilities as the library computes.
     let x = xbn::data::image_batch(&[png.as_path()], 256, 224, &device).unwrap();
     let probs = to_vec(burn::tensor::activation::softmax(
-        model.valid().forward(x),
+        model.valid().forward(x.clone()),
         1,
     ));
     let lines: Vec<&str> = stdout.lines().skip(1).collect();
@@ -510,7 +510,6 @@ fn predict_and_models_commands() {
             .init(&device)
             .unwrap()
     };
-    let x = xbn::data::image_batch(&[png.as_path()], 256, 224, &device).unwrap();
     let logits = to_vec(ln_model.valid().forward(x.clone()));
     let spread = logits.iter().cloned().fold(f32::MIN, f32::max)
         - logits.iter().cloned().fold(f32::MAX, f32::min);
@@ -529,20 +528,8 @@ fn predict_and_models_commands() {
     save_safetensors(&ln_model, &ln_weights).unwrap();
     // The probability of each class as `xbn predict --top-k 3` prints it.
     let cli_probs = |extra: &[&str]| {
-        let out = std::process::Command::new(xbn)
-            .args([
-                "predict",
-                "--model",
-                "shufflenet-v2-0.5x-xbn",
-                "--num-classes",
-                "3",
-            ])
-            .args(extra)
-            .args(["--top-k", "3", "--checkpoint"])
-            .arg(&ln_weights)
-            .arg(&png)
-            .output()
-            .unwrap();
+        let args = [&["--num-classes", "3", "--top-k", "3"], extra].concat();
+        let out = predict(XBN_0_5X, &ln_weights, &args);
         assert!(
             out.status.success(),
             "{}",
@@ -583,14 +570,9 @@ fn predict_and_models_commands() {
     // `--bfn` is refused for a model without batch-free norms, and must be batch-free.
     for (model, bfn, message) in [
         ("shufflenet-v2-0.5x", "ln", "has no batch-free norm"),
-        ("shufflenet-v2-0.5x-xbn", "bn", "must be a batch-free norm"),
+        (XBN_0_5X, "bn", "must be a batch-free norm"),
     ] {
-        let out = std::process::Command::new(xbn)
-            .args(["predict", "--model", model, "--bfn", bfn, "--checkpoint"])
-            .arg(&ln_weights)
-            .arg(&png)
-            .output()
-            .unwrap();
+        let out = predict(model, &ln_weights, &["--bfn", bfn]);
         assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{stderr}");
@@ -598,27 +580,17 @@ fn predict_and_models_commands() {
 
     // A label file of the wrong length is a clear error.
     std::fs::write(&labels, "cat\ndog\n").unwrap();
-    let out = std::process::Command::new(xbn)
-        .args([
-            "predict",
-            "--model",
-            "shufflenet-v2-0.5x-xbn",
-            "--num-classes",
-            "3",
-        ])
-        .arg("--checkpoint")
-        .arg(&weights)
-        .arg("--labels")
-        .arg(&labels)
-        .arg(&png)
-        .output()
-        .unwrap();
+    let out = predict(
+        XBN_0_5X,
+        &weights,
+        &["--num-classes", "3", "--labels", labels_arg],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("2 class names for a model of 3 classes")
     );
 
-    let out = std::process::Command::new(xbn)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbn"))
         .args(["models", "--names"])
         .output()
         .unwrap();
