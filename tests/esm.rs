@@ -182,7 +182,7 @@ fn expected_running_statistics_give_zero_esm() {
     let before = measure(&model, data.clone(), |m, x| m.forward(x)).unwrap();
     // The first BN's input does not depend on any BN: setting its estimates to the expected
     // statistics zeroes its ESM (paper.md §6.1 invariant 11) ...
-    let first = set_running_stats(model.clone(), &before.layers[..1]).unwrap();
+    let first = set_running_stats(&model, &before.layers[..1]).unwrap();
     let after = measure(&first, data.clone(), |m, x| m.forward(x)).unwrap();
     assert!(
         after.layers[0].esm_mean < 1e-5 && after.layers[0].esm_var < 1e-5,
@@ -191,7 +191,7 @@ fn expected_running_statistics_give_zero_esm() {
     );
     // ... but a deeper BN's expected statistics move with the corrected layers upstream:
     // setting all layers at once from one measurement leaves the deeper ones shifted.
-    let all = set_running_stats(model.clone(), &before.layers).unwrap();
+    let all = set_running_stats(&model, &before.layers).unwrap();
     let after = measure(&all, data.clone(), |m, x| m.forward(x)).unwrap();
     assert!(after.layers[0].esm_mean < 1e-5);
     assert!(
@@ -216,9 +216,16 @@ fn expected_running_statistics_give_zero_esm() {
     // A report that does not fit the model is a typed error, not a panic.
     let mut wrong = before.layers[1].clone();
     wrong.expected_mean.pop();
+    let channels = before.layers[1].channels;
     assert!(matches!(
-        set_running_stats(pytorch_model(&device), &[wrong]),
-        Err(xbn::esm::EsmError::ChannelMismatch { .. })
+        set_running_stats(&pytorch_model(&device), &[wrong.clone()]),
+        Err(EsmError::ChannelMismatch { path, expected, got })
+            if path == before.layers[1].path && expected == channels && got == channels - 1
+    ));
+    wrong.path = "no.such.bn".into();
+    assert!(matches!(
+        set_running_stats(&pytorch_model(&device), &[wrong]),
+        Err(EsmError::UnknownLayer { path }) if path == "no.such.bn"
     ));
 }
 

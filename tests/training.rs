@@ -446,6 +446,43 @@ fn cli_usage_errors_are_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an xbn run directory"));
+    // Batch size 0 and an ESM pass with nothing to measure are usage errors.
+    let run = tmp.path().to_str().unwrap();
+    for (args, message) in [
+        (
+            &["eval", "--run", run, "--batch-size", "0"][..],
+            "--batch-size",
+        ),
+        (
+            &["esm", "--run", run, "--batch-size", "0"][..],
+            "--batch-size",
+        ),
+        (&["esm"][..], "--run <DIR>|--model <MODEL>"),
+    ] {
+        let out = xbn(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // --bfn with the plain-BN plan is refused rather than ignored.
+    let out = xbn(&[
+        "train",
+        "--model",
+        "resnet20",
+        "--bfn",
+        "ln",
+        "--output",
+        tmp_out.path().join("bn-ln").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("resnet20 has no batch-free norm"),
+        "{stderr}"
+    );
+    assert!(!tmp_out.path().join("bn-ln").exists());
 }
 
 #[test]

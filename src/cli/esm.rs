@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use clap::Args;
+use clap::{ArgGroup, Args};
 
 use super::{DataArgs, model_config, outln};
 use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
@@ -15,6 +15,7 @@ use crate::train::{TrainConfig, TrainError, files, load_split};
 
 /// Options of `xbn esm`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["run", "model"])))]
 pub struct EsmArgs {
     /// Run directory of `xbn train`: its config.json gives the model and dataset (with the
     /// run's --test-limit / --train-limit), its model.safetensors the weights (unless
@@ -40,7 +41,7 @@ pub struct EsmArgs {
     #[arg(long)]
     pub train_split: bool,
     /// Batch size of the measuring pass (the result does not depend on it).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::at_least_one())]
     pub batch_size: usize,
     /// Folder for esm.json, esm.csv, esm.png and esm.svg (default: the run directory, or
     /// the current folder).
@@ -49,9 +50,6 @@ pub struct EsmArgs {
 }
 
 pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
-    if args.batch_size == 0 {
-        return Err(TrainError::InvalidConfig("--batch-size must be at least 1".into()).into());
-    }
     let device = burn::tensor::Device::flex();
     let (network, dataset, weights, default_out, run_config) = match (&args.run, &args.model) {
         (Some(run), _) => {
@@ -81,12 +79,7 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
             let weights = args.checkpoint.clone().expect("clap requires --checkpoint");
             (network, dataset, weights, PathBuf::from("."), None)
         }
-        (None, None) => {
-            return Err(TrainError::InvalidConfig(
-                "give --run DIR, or --model NAME --checkpoint FILE --dataset NAME".into(),
-            )
-            .into());
-        }
+        (None, None) => unreachable!("clap requires --run or --model"),
     };
     let model = network.init(&device)?;
     let options = LoadOptions {

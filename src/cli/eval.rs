@@ -19,7 +19,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Batch size of the evaluation.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::at_least_one())]
     pub batch_size: usize,
     /// Print the result as JSON.
     #[arg(long)]

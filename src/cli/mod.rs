@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::blocks::Placement;
 use crate::data::DataLocator;
 use crate::models::{ModelError, ModelName, NetworkConfig};
 use crate::norm::NormConfig;
@@ -68,22 +67,24 @@ impl DataArgs {
 /// given (`--bfn` of `xbn esm` and `xbn predict`).
 ///
 /// # Errors
-/// [`ModelError::InvalidConfig`] when `bfn` is given for a plain-BN model (it has no
-/// batch-free norm) or is not batch-free.
+/// See [`ModelName::check_bfn`] and [`ModelName::config_with_bfn`].
 pub(crate) fn model_config(
     model: ModelName,
     bfn: Option<NormConfig>,
 ) -> Result<NetworkConfig, ModelError> {
     match bfn {
         None => model.config(),
-        Some(_) if model.placement == Placement::Bn => Err(ModelError::InvalidConfig(format!(
-            "{model} has no batch-free norm: --bfn applies to the -xbn, -xbn-pN and -gn models"
-        ))),
-        Some(bfn) if !bfn.is_batch_free() => Err(ModelError::InvalidConfig(format!(
-            "--bfn must be a batch-free norm (gn[:G], ln, in or none), got {bfn}"
-        ))),
-        Some(bfn) => model.config_with_bfn(bfn),
+        Some(bfn) => {
+            model.check_bfn(&bfn)?;
+            model.config_with_bfn(bfn)
+        }
     }
+}
+
+/// Parser of a count that must be at least 1 (`--batch-size` of `xbn eval` and `xbn esm`):
+/// 0 is a usage error before anything is loaded.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// `println!` that ignores a closed standard output (`xbn ... | head`) instead of panicking.

@@ -45,7 +45,7 @@ pub struct TrainArgs {
     /// The batch-free norm of the XBN placements: gn[:GROUPS], ln, in or none. Groups are
     /// clamped to the channel count (the authors' rule). Default: the authors' choice for
     /// the architecture (GN 64 for ResNets, 16 for MobileNetV2, 8 or 29 for ShuffleNetV2,
-    /// 32 for the all-GN plan).
+    /// 32 for the all-GN plan). Refused with the bn plan, which has no batch-free norm.
     #[arg(long)]
     pub bfn: Option<NormConfig>,
     /// Shortcut of the blocks that change shape: a (zero-padding, CIFAR ResNets' default)
@@ -133,10 +133,12 @@ impl TrainArgs {
     /// The run configuration these options describe.
     ///
     /// # Errors
-    /// See [`TrainArgs::model`].
+    /// See [`TrainArgs::model`]; [`ModelName::check_bfn`] when --bfn is given.
     pub fn config(&self) -> Result<TrainConfig, ModelError> {
-        let mut config = TrainConfig::new(self.dataset, self.model()?);
+        let model = self.model()?;
+        let mut config = TrainConfig::new(self.dataset, model);
         if let Some(bfn) = &self.bfn {
+            model.check_bfn(bfn)?;
             config = config.with_bfn(bfn.clone());
         }
         if let Some(shortcut) = self.shortcut {

@@ -129,14 +129,10 @@ impl DataLocator {
                             "the files are in {}: pass that folder, or omit --data-dir to use it",
                             found.display()
                         ),
-                        None if self.download => format!(
-                            "point --data-dir at the folder holding them, or omit --data-dir to \
-                             search the default places and download; otherwise {}",
-                            hint(kind)
-                        ),
                         None => format!(
                             "point --data-dir at the folder holding them, or omit --data-dir to \
-                             search the default places; otherwise {}",
+                             search the default places{}; otherwise {}",
+                            if self.download { " and download" } else { "" },
                             hint(kind)
                         ),
                     };

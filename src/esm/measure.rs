@@ -243,33 +243,38 @@ impl ModuleMapper for SetValues<'_> {
 /// have ESM 0 *on the data they were measured on, given the upstream layers as they were
 /// then*. Layers not in the report keep their values.
 ///
-/// Returns the model in inference mode ([`Module::valid`]), with running statistics of its
-/// own: clones of `model` (which share Burn's running-state cells) are not changed. Call
-/// [`Module::train`] on the result to continue training it.
+/// Returns a copy of the model in inference mode ([`Module::valid`]), with running
+/// statistics of its own: `model` and its clones (which share Burn's running-state cells)
+/// are not changed. Call [`Module::train`] on the result to continue training it.
 ///
 /// # Errors
-/// [`EsmError::ChannelMismatch`] when a layer of the report has another channel count than
-/// the model's layer of that path (a report of another model); the model is not changed.
-pub fn set_running_stats<M: Module>(model: M, layers: &[EsmLayer]) -> Result<M, EsmError> {
+/// [`EsmError::UnknownLayer`] when the report names a path that is not a BatchNorm of the
+/// model, [`EsmError::ChannelMismatch`] when a layer of the report has another channel count
+/// than the model's layer of that path (both: a report of another model).
+pub fn set_running_stats<M: Module>(model: &M, layers: &[EsmLayer]) -> Result<M, EsmError> {
     let model = model.valid();
     let states = batch_norm_states(&model);
-    let by_path: HashMap<&str, &EsmLayer> = layers.iter().map(|l| (l.path.as_str(), l)).collect();
+    let by_path: HashMap<&str, &BatchNormState> =
+        states.iter().map(|s| (s.path.as_str(), s)).collect();
     let mut values = HashMap::new();
-    for s in &states {
-        if let Some(l) = by_path.get(s.path.as_str()) {
-            let channels = s.running_mean.len();
-            for got in [l.expected_mean.len(), l.expected_var.len()] {
-                if got != channels {
-                    return Err(EsmError::ChannelMismatch {
-                        path: s.path.clone(),
-                        expected: channels,
-                        got,
-                    });
-                }
+    for l in layers {
+        let Some(s) = by_path.get(l.path.as_str()) else {
+            return Err(EsmError::UnknownLayer {
+                path: l.path.clone(),
+            });
+        };
+        let channels = s.running_mean.len();
+        for got in [l.expected_mean.len(), l.expected_var.len()] {
+            if got != channels {
+                return Err(EsmError::ChannelMismatch {
+                    path: l.path.clone(),
+                    expected: channels,
+                    got,
+                });
             }
-            values.insert(s.mean_id, l.expected_mean.clone());
-            values.insert(s.var_id, l.expected_var.clone());
         }
+        values.insert(s.mean_id, l.expected_mean.clone());
+        values.insert(s.var_id, l.expected_var.clone());
     }
     Ok(model.map(&mut SetValues { values: &values }))
 }
@@ -294,7 +299,7 @@ where
     for layer in &first.layers {
         let report = measure(&model, batches.iter().cloned(), &mut forward)?;
         if let Some(current) = report.layers.iter().find(|l| l.path == layer.path) {
-            model = set_running_stats(model, std::slice::from_ref(current))?;
+            model = set_running_stats(&model, std::slice::from_ref(current))?;
         }
     }
     Ok(model)

@@ -72,6 +72,14 @@ pub enum EsmError {
         /// Values in the report.
         got: usize,
     },
+    /// A report names a layer the model does not have.
+    #[error(
+        "{path}: the model has no BatchNorm of this path; apply a report to the model it was measured on"
+    )]
+    UnknownLayer {
+        /// Module path in the report.
+        path: String,
+    },
     /// A report file could not be written.
     #[error("{path}: {reason}")]
     Io {

@@ -225,6 +225,26 @@ impl ModelName {
         self.arch.config(self.placement, bfn)
     }
 
+    /// Checks that `bfn` can be the batch-free norm of this model's XBN blocks (`--bfn`).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] for a plain-BN model (it has no batch-free norm) or a
+    /// `bfn` that is not batch-free.
+    pub fn check_bfn(self, bfn: &NormConfig) -> Result<(), ModelError> {
+        if self.placement == Placement::Bn {
+            return Err(ModelError::InvalidConfig(format!(
+                "{self} has no batch-free norm: --bfn applies to the -xbn, -xbn-pN and -gn models \
+                 (with xbn train, to --norm-plan xbn-p1, xbn-p2, xbn-p3 or all)"
+            )));
+        }
+        if !bfn.is_batch_free() {
+            return Err(ModelError::InvalidConfig(format!(
+                "--bfn must be a batch-free norm (gn[:G], ln, in or none), got {bfn}"
+            )));
+        }
+        Ok(())
+    }
+
     fn suffix(self) -> &'static str {
         match (self.arch, self.placement) {
             (_, Placement::Bn) => "",

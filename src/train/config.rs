@@ -179,11 +179,11 @@ impl TrainConfig {
                 }
             }
         }
-        if self.model.placement != Placement::Bn && !self.bfn.is_batch_free() {
-            return bad(format!(
-                "{} needs a batch-free norm (gn[:G], ln, in or none), got --bfn {}",
-                self.model, self.bfn
-            ));
+        // A plain-BN model ignores `bfn` (the configuration always holds one).
+        if self.model.placement != Placement::Bn
+            && let Err(ModelError::InvalidConfig(reason)) = self.model.check_bfn(&self.bfn)
+        {
+            return bad(reason);
         }
         if matches!(self.train_limit, Some(n) if n < self.batch_size) {
             return bad(format!(

@@ -22,6 +22,7 @@ use super::track::{EsmTracker, plot_over_epochs, truncate_esm_epochs};
 use super::{EpochLrScheduler, EvalResult, TrainConfig, TrainError, evaluate};
 use crate::checkpoint::save_safetensors;
 use crate::data::{DataLocator, ImageDataset, Split, eval_loader, train_loader};
+use crate::esm::EsmError;
 use crate::models::Network;
 
 /// File names inside a run directory.
@@ -221,8 +222,10 @@ fn run(
     let keep = resume_epoch.unwrap_or(0);
     truncate_metrics(&metrics_path, keep)
         .map_err(|e| TrainError::io(&metrics_path, std::io::Error::other(e)))?;
-    truncate_esm_epochs(&esm_path, keep)
-        .map_err(|e| TrainError::io(&esm_path, std::io::Error::other(e)))?;
+    truncate_esm_epochs(&esm_path, keep).map_err(|e| match e {
+        EsmError::Io { path, reason } => TrainError::io(&path, std::io::Error::other(reason)),
+        e => TrainError::io(&esm_path, std::io::Error::other(e.to_string())),
+    })?;
 
     let train_images = train_set.len();
     let iters_per_epoch = train_images.div_ceil(config.batch_size);

@@ -127,34 +127,49 @@ impl EsmTracker {
 
 /// Adds the rows of `epoch` to `esm_epochs.csv`, replacing any rows of this or later epochs
 /// (left by a run that was killed after measuring and is now redoing the epoch).
-///
-/// A file that cannot be parsed (edited by hand, say) is kept as `esm_epochs.csv.bad` rather
-/// than overwritten, and a new file is started.
 fn append_rows(path: &Path, epoch: usize, report: &EsmReport) -> Result<(), EsmError> {
-    let io = |e: std::io::Error| EsmError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut rows = if path.exists() {
-        match read_esm_epochs(path) {
-            Ok(rows) => rows,
-            Err(e) => {
-                let kept = path.with_extension("csv.bad");
-                eprintln!(
-                    "warning: {} cannot be read ({e}); kept as {} and started anew",
-                    path.display(),
-                    kept.display()
-                );
-                std::fs::rename(path, &kept).map_err(io)?;
-                Vec::new()
-            }
-        }
-    } else {
-        Vec::new()
-    };
+    let mut rows = read_rows_or_set_aside(path)?;
     rows.retain(|r| r.epoch < epoch);
     rows.extend(report.layers.iter().map(|l| EsmEpochRow::new(epoch, l)));
     write_esm_epochs(path, &rows)
+}
+
+/// The rows of `esm_epochs.csv` (none if there is no such file).
+///
+/// A file that cannot be parsed (edited by hand, say) is moved aside to the first free
+/// name of `esm_epochs.csv.bad`, `esm_epochs.csv.bad.2`, … rather than overwritten, and no
+/// rows are returned, so a new file is started.
+///
+/// # Errors
+/// [`EsmError::Io`] naming the file when it cannot be read or moved.
+fn read_rows_or_set_aside(path: &Path) -> Result<Vec<EsmEpochRow>, EsmError> {
+    let io = |reason: String| EsmError::Io {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    match read_esm_epochs(path) {
+        Ok(rows) => Ok(rows),
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => Err(io(e.to_string())),
+        Err(e) => {
+            let kept = (1..)
+                .map(|n| match n {
+                    1 => path.with_extension("csv.bad"),
+                    n => path.with_extension(format!("csv.bad.{n}")),
+                })
+                .find(|p| !p.exists())
+                .expect("a free name");
+            eprintln!(
+                "warning: {} cannot be parsed ({e}); kept as {} and started anew",
+                path.display(),
+                kept.display()
+            );
+            std::fs::rename(path, &kept).map_err(|e| io(e.to_string()))?;
+            Ok(Vec::new())
+        }
+    }
 }
 
 /// Writes rows as an `esm_epochs.csv` file (header [`ESM_CSV_HEADER`]).
@@ -186,17 +201,18 @@ pub fn read_esm_epochs(path: &Path) -> Result<Vec<EsmEpochRow>, csv::Error> {
     csv::Reader::from_path(path)?.deserialize().collect()
 }
 
-/// Keeps the rows of epochs `≤ last_epoch` (a resumed run redoes the later ones).
-pub(crate) fn truncate_esm_epochs(path: &Path, last_epoch: usize) -> Result<(), csv::Error> {
+/// Keeps the rows of epochs `≤ last_epoch` (a resumed run redoes the later ones). An
+/// unparsable file is set aside as in [`append_rows`].
+///
+/// # Errors
+/// [`EsmError::Io`] naming the file.
+pub(crate) fn truncate_esm_epochs(path: &Path, last_epoch: usize) -> Result<(), EsmError> {
     if !path.exists() {
         return Ok(());
     }
-    let rows: Vec<EsmEpochRow> = read_esm_epochs(path)?
-        .into_iter()
-        .filter(|r| r.epoch <= last_epoch)
-        .collect();
+    let mut rows = read_rows_or_set_aside(path)?;
+    rows.retain(|r| r.epoch <= last_epoch);
     write_esm_epochs(path, &rows)
-        .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
 }
 
 /// Draws, from `esm_epochs.csv` and `metrics.csv` of a run: `esm_mean_over_epochs` and
@@ -352,5 +368,29 @@ mod tests {
             std::fs::read_to_string(dir.path().join("esm_epochs.csv.bad")).unwrap(),
             "epoch,depth\nnot,a,row\n"
         );
+        // A resumed run meets a second bad file: it is kept too, beside the first.
+        std::fs::write(&path, "second\n1,2\n").unwrap();
+        truncate_esm_epochs(&path, 0).unwrap();
+        assert_eq!(read_esm_epochs(&path).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("esm_epochs.csv.bad.2")).unwrap(),
+            "second\n1,2\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("esm_epochs.csv.bad")).unwrap(),
+            "epoch,depth\nnot,a,row\n"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_error_and_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: an I/O error, not a parse error.
+        let path = dir.path().join(files::ESM_EPOCHS);
+        std::fs::create_dir(&path).unwrap();
+        let e = append_rows(&path, 1, &report(1.0)).unwrap_err();
+        assert!(matches!(e, EsmError::Io { .. }), "{e}");
+        assert!(path.is_dir());
+        assert!(!dir.path().join("esm_epochs.csv.bad").exists());
     }
 }
