@@ -10,7 +10,7 @@ use burn::lr_scheduler::LrScheduler;
 use burn::module::Module;
 use burn::nn::{Initializer, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use common::{fixture, to_vec};
 use xbn::blocks::Placement;
 use xbn::data::{DataLocator, DatasetKind};
@@ -409,6 +409,44 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5]
     );
+
+    // `xbn eval` and `xbn esm --run` find the data through the run's config.json too, and
+    // eval scores burn-train's checkpoint of the last epoch like the final weights.
+    for checkpoint in [None, Some("checkpoint/model-5.bpk")] {
+        let mut args = vec!["eval", "--run", run_s, "--no-download", "--json"];
+        let path = checkpoint.map(|c| run.join(c));
+        if let Some(p) = &path {
+            args.extend(["--checkpoint", p.to_str().unwrap()]);
+        }
+        let out = xbn(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            eval["correct"], summary["test"]["correct"],
+            "{checkpoint:?}"
+        );
+    }
+    let esm_dir = tmp.path().join("esm");
+    let out = xbn(&[
+        "esm",
+        "--run",
+        run_s,
+        "--no-download",
+        "--output",
+        esm_dir.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(esm_dir.join("esm.csv").is_file());
     let _: PathBuf = run;
 }
 
@@ -529,12 +567,29 @@ fn tracking_esm_does_not_change_the_training() {
         assert!(dir.join(f).is_file(), "{f}");
     }
     // The last epoch's tracked ESM is the ESM of the final model.
-    let model = xbn::train::build_model(
-        &TrainConfig::load(&dir.join(files::CONFIG)).unwrap(),
-        &Device::flex(),
+    let fresh = || {
+        xbn::train::build_model(
+            &TrainConfig::load(&dir.join(files::CONFIG)).unwrap(),
+            &Device::flex(),
+        )
+        .unwrap()
+        .valid()
+    };
+    let model = xbn::checkpoint::load_safetensors(fresh(), &dir.join(files::MODEL)).unwrap();
+    // burn-train's checkpoint of the last epoch holds the same weights, and load_weights
+    // reads it (`xbn eval --checkpoint RUN/checkpoint/model-2.bpk`).
+    let (from_checkpoint, report) = xbn::checkpoint::load_weights(
+        fresh(),
+        &dir.join("checkpoint/model-2.bpk"),
+        &xbn::checkpoint::LoadOptions::default(),
     )
     .unwrap();
-    let model = xbn::checkpoint::load_safetensors(model.valid(), &dir.join(files::MODEL)).unwrap();
+    assert!(report.loaded > 0);
+    let x: Tensor<4> = Tensor::random([2, 3, 32, 32], Distribution::Default, &Device::flex());
+    assert_eq!(
+        to_vec(from_checkpoint.forward(x.clone())),
+        to_vec(model.forward(x))
+    );
     let test = xbn::data::ImageDataset::load(
         DatasetKind::Cifar10,
         xbn::data::Split::Test,

@@ -9,7 +9,8 @@
 //!   state dict or one wrapped in `state_dict` / `model`, with or without DataParallel's
 //!   `module.` prefix) or a safetensors file, maps the names (torchvision's or the
 //!   authors'), converts float64/float16/bfloat16 to float32, and applies it. Missing or
-//!   unused tensors are a typed error unless partial loading is allowed.
+//!   unused tensors are a typed error unless partial loading is allowed. It also reads the
+//!   burn-train checkpoints of an `xbn train` run (`checkpoint/model-N.bpk`, Burn's format).
 //!
 //! Files are written through a temporary file and a rename, so an interrupted save never
 //! destroys the checkpoint already on disk.
@@ -22,9 +23,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::{Bytes, DType, Tensor as PackTensor};
 use burn::store::pytorch_reader::{DType as TorchDType, PytorchReader};
+use burn::store::{ModuleRecord, ModuleSnapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::models::{Network, tensor_entries};
@@ -243,6 +244,47 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// Loads a burn-train model checkpoint (`checkpoint/model-N.bpk` of an `xbn train` run,
+/// Burn's own format and module paths) into `model`.
+fn load_burn_checkpoint<M: Module>(
+    model: M,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(M, LoadReport), CheckpointError> {
+    if !path.is_file() {
+        return Err(CheckpointError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let record = ModuleRecord::load(path)
+        .map_err(|e| store_err(path, format!("not a burn-train model checkpoint ({e})")))?;
+    let loaded = record.len();
+    let model = model
+        .try_load_record(record.allow_partial(options.allow_partial))
+        .map_err(|e| {
+            // Burn's message lists every tensor: keep the start.
+            let mut e = e.to_string();
+            if let Some((cut, _)) = e.char_indices().nth(300) {
+                e.truncate(cut);
+                e.push_str(" …");
+            }
+            store_err(
+                path,
+                format!(
+                    "does not match the model ({e}); pass the model-N.bpk of a run of the same \
+                     architecture and norm plan"
+                ),
+            )
+        })?;
+    Ok((
+        model,
+        LoadReport {
+            loaded,
+            ..LoadReport::default()
+        },
+    ))
+}
+
 /// Loads the weights of `path` into `model` (see the module documentation for what is
 /// accepted). `options.family` defaults to [`Family::Generic`] (names = module paths).
 ///
@@ -256,6 +298,9 @@ pub fn load_weights<M: Module>(
     path: &Path,
     options: &LoadOptions,
 ) -> Result<(M, LoadReport), CheckpointError> {
+    if path.extension().is_some_and(|e| e == "bpk") {
+        return load_burn_checkpoint(model, path, options);
+    }
     let source = read_source(path)?;
     let family = options.family.unwrap_or(Family::Generic);
     let entries = tensor_entries(&model);

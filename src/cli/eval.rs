@@ -13,7 +13,8 @@ pub struct EvalArgs {
     /// Run directory of `xbn train` (holds config.json and model.safetensors).
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    /// Weights to score instead of the run's model.safetensors.
+    /// Weights to score instead of the run's model.safetensors: safetensors, a PyTorch
+    /// .pth/.pt, or a burn-train checkpoint of the run (DIR/checkpoint/model-N.bpk, epoch N).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     #[command(flatten)]

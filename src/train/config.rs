@@ -50,7 +50,8 @@ pub struct TrainConfig {
     pub test_limit: Option<usize>,
     /// Backend.
     pub backend: BackendKind,
-    /// The `--data-dir` the run was started with, reused by a resume that gives none.
+    /// The `--data-dir` the run was started with, reused by a resume, `xbn eval` or
+    /// `xbn esm --run` that gives none.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
     /// Measure the ESM of every BatchNorm on the test set after each epoch

@@ -18,11 +18,14 @@ pub struct EpochRow {
     pub epoch: usize,
     /// Learning rate of the epoch.
     pub lr: f64,
-    /// Mean training loss over the epoch (cross-entropy, training mode).
+    /// Mean training loss over the epoch (cross-entropy, training mode): burn-train's mean
+    /// of the per-batch mean losses, each batch counting once.
     pub train_loss: f64,
     /// Training accuracy over the epoch, percent (training mode, augmented images).
     pub train_accuracy: f64,
-    /// Test loss (inference mode).
+    /// Test loss (inference mode), averaged like `train_loss` (so it can differ slightly
+    /// from the per-image mean of [`evaluate`](super::evaluate) when the last batch is
+    /// smaller).
     pub test_loss: f64,
     /// Test accuracy, percent (inference mode).
     pub test_accuracy: f64,

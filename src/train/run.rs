@@ -66,7 +66,9 @@ pub struct RunSummary {
 }
 
 /// Loads one split of the configured dataset, cut to the configured limit
-/// (`train_limit` / `test_limit`: the first `n` images).
+/// (`train_limit` / `test_limit`: the first `n` images). A `locator` without a data
+/// folder uses the run's own (`config.data_dir`, the `--data-dir` it was started with),
+/// so resuming, scoring or measuring a run reads the data it was trained on.
 ///
 /// # Errors
 /// A [`TrainError::Data`] when the data cannot be found or read.
@@ -75,6 +77,10 @@ pub fn load_split(
     split: Split,
     locator: &DataLocator,
 ) -> Result<ImageDataset, TrainError> {
+    let mut locator = locator.clone();
+    if locator.data_dir.is_none() {
+        locator.data_dir = config.data_dir.clone();
+    }
     let dir = locator.locate_splits(config.dataset, &[split])?;
     let dataset = ImageDataset::load(config.dataset, split, &dir)?;
     let limit = match split {
@@ -155,11 +161,7 @@ pub fn resume(options: &RunOptions) -> Result<RunSummary, TrainError> {
         });
     }
     let config = TrainConfig::load(&config_path)?;
-    let mut locator = options.locator.clone();
-    if locator.data_dir.is_none() {
-        locator.data_dir = config.data_dir.clone();
-    }
-    let prepared = prepare(&config, &locator)?;
+    let prepared = prepare(&config, &options.locator)?;
     let epoch = last_checkpoint(&run_dir.join(files::CHECKPOINTS));
     match epoch {
         Some(epoch) => eprintln!(
