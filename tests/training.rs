@@ -447,6 +447,19 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(esm_dir.join("esm.csv").is_file());
+    // Data moved since training: the other places are searched, with a warning.
+    let moved = tmp.path().join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::rename(&data, moved.join("cifar10")).unwrap();
+    let out = xbn(&["eval", "--run", run_s, "--no-download", "--json"])
+        .env("XBN_DATA", &moved)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no longer holds cifar10"), "{stderr}");
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(eval["correct"], summary["test"]["correct"]);
     let _: PathBuf = run;
 }
 
@@ -585,6 +598,23 @@ fn tracking_esm_does_not_change_the_training() {
     )
     .unwrap();
     assert!(report.loaded > 0);
+    // A run's checkpoint is a whole model: partial loading is refused, not half-applied.
+    let partial = xbn::checkpoint::LoadOptions {
+        allow_partial: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        xbn::checkpoint::load_weights(fresh(), &dir.join("checkpoint/model-2.bpk"), &partial),
+        Err(xbn::checkpoint::CheckpointError::Store { .. })
+    ));
+    assert!(matches!(
+        xbn::checkpoint::load_weights(
+            fresh(),
+            &dir.join("checkpoint/model-9.bpk"),
+            &Default::default()
+        ),
+        Err(xbn::checkpoint::CheckpointError::NotFound { .. })
+    ));
     let x: Tensor<4> = Tensor::random([2, 3, 32, 32], Distribution::Default, &Device::flex());
     assert_eq!(
         to_vec(from_checkpoint.forward(x.clone())),

@@ -35,7 +35,7 @@ use crate::models::{Network, tensor_entries};
 pub enum CheckpointError {
     /// The checkpoint file does not exist.
     #[error(
-        "checkpoint {path} does not exist; pass the model.safetensors of a finished run (or a .pth / .safetensors file)"
+        "checkpoint {path} does not exist; pass the model.safetensors of a finished run (or a .pth / .safetensors file, or a run's checkpoint/model-N.bpk)"
     )]
     NotFound {
         /// The path asked for.
@@ -245,37 +245,46 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Loads a burn-train model checkpoint (`checkpoint/model-N.bpk` of an `xbn train` run,
-/// Burn's own format and module paths) into `model`.
+/// Burn's own format and module paths) into `model`. Such a file holds the whole model of
+/// its run, so partial loading is refused, and the file is read at once (burn-train may
+/// delete old checkpoints of a run that is still training).
 fn load_burn_checkpoint<M: Module>(
     model: M,
     path: &Path,
     options: &LoadOptions,
 ) -> Result<(M, LoadReport), CheckpointError> {
-    if !path.is_file() {
-        return Err(CheckpointError::NotFound {
-            path: path.to_path_buf(),
-        });
+    if options.allow_partial {
+        return Err(store_err(
+            path,
+            "partial loading is not available for burn-train checkpoints (.bpk): load the \
+             whole model, or export it with `xbn` to safetensors first",
+        ));
     }
-    let record = ModuleRecord::load(path)
-        .map_err(|e| store_err(path, format!("not a burn-train model checkpoint ({e})")))?;
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CheckpointError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => store_err(path, e),
+    })?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| store_err(path, format!("not a burn-train model checkpoint ({e})")))?
+        .cast_to_module_dtype();
     let loaded = record.len();
-    let model = model
-        .try_load_record(record.allow_partial(options.allow_partial))
-        .map_err(|e| {
-            // Burn's message lists every tensor: keep the start.
-            let mut e = e.to_string();
-            if let Some((cut, _)) = e.char_indices().nth(300) {
-                e.truncate(cut);
-                e.push_str(" …");
-            }
-            store_err(
-                path,
-                format!(
-                    "does not match the model ({e}); pass the model-N.bpk of a run of the same \
-                     architecture and norm plan"
-                ),
-            )
-        })?;
+    let model = model.try_load_record(record).map_err(|e| {
+        // Burn's message lists every tensor: keep the start.
+        let mut e = e.to_string();
+        if let Some((cut, _)) = e.char_indices().nth(300) {
+            e.truncate(cut);
+            e.push_str(" …");
+        }
+        store_err(
+            path,
+            format!(
+                "does not match the model ({e}); pass the model-N.bpk of a run of the same \
+                 architecture and norm plan"
+            ),
+        )
+    })?;
     Ok((
         model,
         LoadReport {
@@ -289,9 +298,10 @@ fn load_burn_checkpoint<M: Module>(
 /// accepted). `options.family` defaults to [`Family::Generic`] (names = module paths).
 ///
 /// # Errors
-/// [`CheckpointError::NotFound`], [`CheckpointError::Store`] for an unreadable file,
-/// [`CheckpointError::UnsupportedType`], and [`CheckpointError::Mismatch`] listing the
-/// missing, unused and wrongly shaped tensors (without partial loading; shape errors
+/// [`CheckpointError::NotFound`], [`CheckpointError::Store`] for an unreadable file (and
+/// for a burn-train `.bpk` checkpoint that does not match the model, or with partial
+/// loading), [`CheckpointError::UnsupportedType`], and [`CheckpointError::Mismatch`]
+/// listing the missing, unused and wrongly shaped tensors (without partial loading; shape errors
 /// always).
 pub fn load_weights<M: Module>(
     mut model: M,

@@ -20,7 +20,7 @@ pub struct EsmArgs {
     /// Run directory of `xbn train`: its config.json gives the model and dataset (with the
     /// run's --test-limit / --train-limit), its model.safetensors the weights (unless
     /// --checkpoint is given).
-    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    #[arg(long, value_name = "DIR")]
     pub run: Option<PathBuf>,
     /// Model name (with --checkpoint and --dataset), e.g. resnet20-xbn-p2.
     #[arg(long, requires_all = ["checkpoint", "dataset"])]
@@ -29,7 +29,7 @@ pub struct EsmArgs {
     /// not the model name's default. Only for -xbn / -gn models.
     #[arg(long, value_name = "NORM", requires = "model")]
     pub bfn: Option<NormConfig>,
-    /// Weights (PyTorch .pth/.pt or safetensors).
+    /// Weights (PyTorch .pth/.pt, safetensors, or a run's checkpoint/model-N.bpk).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// Dataset whose test split is measured (with --model).

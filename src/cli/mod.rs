@@ -46,8 +46,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// Folder holding the dataset files (or a sub-folder named after the dataset); the data
-    /// must be there. Without it, a run's own --data-dir (resume, eval, esm --run), else
-    /// xbn searches $XBN_DATA, /usr/share/datasets/fashion-mnist (Debian package
+    /// must be there. Without it, xbn tries a run's own --data-dir (resume, eval, esm --run),
+    /// then searches $XBN_DATA, /usr/share/datasets/fashion-mnist (Debian package
     /// dataset-fashion-mnist) and the download cache (~/.cache/xbn), and downloads into
     /// the cache.
     #[arg(long, value_name = "DIR")]

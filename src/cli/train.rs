@@ -178,7 +178,12 @@ impl TrainArgs {
         config.train_limit = self.train_limit;
         config.test_limit = self.test_limit;
         config.backend = self.backend;
-        config.data_dir = self.data.data_dir.clone();
+        // Absolute, so `xbn eval --run` and `--resume` find it from any folder.
+        config.data_dir = self
+            .data
+            .data_dir
+            .clone()
+            .map(|d| std::path::absolute(&d).unwrap_or(d));
         config.track_esm = self.track_esm;
         Ok(config)
     }

@@ -182,9 +182,12 @@ impl TrainConfig {
         }
         // A plain-BN model ignores `bfn` (the configuration always holds one).
         if self.model.placement != Placement::Bn
-            && let Err(ModelError::InvalidConfig(reason)) = self.model.check_bfn(&self.bfn)
+            && let Err(e) = self.model.check_bfn(&self.bfn)
         {
-            return bad(reason);
+            return bad(match e {
+                ModelError::InvalidConfig(reason) => reason,
+                e => e.to_string(),
+            });
         }
         if matches!(self.train_limit, Some(n) if n < self.batch_size) {
             return bad(format!(

@@ -21,7 +21,7 @@ use super::renderer::LineRenderer;
 use super::track::{EsmTracker, plot_over_epochs, truncate_esm_epochs};
 use super::{EpochLrScheduler, EvalResult, TrainConfig, TrainError, evaluate};
 use crate::checkpoint::save_safetensors;
-use crate::data::{DataLocator, ImageDataset, Split, eval_loader, train_loader};
+use crate::data::{DataError, DataLocator, ImageDataset, Split, eval_loader, train_loader};
 use crate::esm::EsmError;
 use crate::models::Network;
 
@@ -67,8 +67,9 @@ pub struct RunSummary {
 
 /// Loads one split of the configured dataset, cut to the configured limit
 /// (`train_limit` / `test_limit`: the first `n` images). A `locator` without a data
-/// folder uses the run's own (`config.data_dir`, the `--data-dir` it was started with),
-/// so resuming, scoring or measuring a run reads the data it was trained on.
+/// folder first tries the run's own (`config.data_dir`, the `--data-dir` it was started
+/// with), so resuming, scoring or measuring a run reads the data it was trained on; if
+/// that folder no longer holds the data, it searches as `locator` does.
 ///
 /// # Errors
 /// A [`TrainError::Data`] when the data cannot be found or read.
@@ -77,11 +78,29 @@ pub fn load_split(
     split: Split,
     locator: &DataLocator,
 ) -> Result<ImageDataset, TrainError> {
-    let mut locator = locator.clone();
-    if locator.data_dir.is_none() {
-        locator.data_dir = config.data_dir.clone();
-    }
-    let dir = locator.locate_splits(config.dataset, &[split])?;
+    let saved = match (&locator.data_dir, &config.data_dir) {
+        (None, Some(run_dir)) => {
+            let mut saved = locator.clone();
+            saved.data_dir = Some(run_dir.clone());
+            match saved.locate_splits(config.dataset, &[split]) {
+                Ok(dir) => Some(dir),
+                Err(DataError::NotInDataDir { .. }) => {
+                    eprintln!(
+                        "warning: {} (the run's --data-dir) no longer holds {}; searching the default places",
+                        run_dir.display(),
+                        config.dataset.name()
+                    );
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => None,
+    };
+    let dir = match saved {
+        Some(dir) => dir,
+        None => locator.locate_splits(config.dataset, &[split])?,
+    };
     let dataset = ImageDataset::load(config.dataset, split, &dir)?;
     let limit = match split {
         Split::Train => config.train_limit,
