@@ -35,9 +35,15 @@ mod fsutil;
 pub mod malloc;
 pub mod models;
 pub mod norm;
+pub mod progress;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The Burn version xbn is built on, re-exported so that xbn is the only dependency a
+/// project needs: `use xbn::burn;` at the top of a module makes `burn::…` paths and
+/// `#[derive(Module)]` resolve to it.
+pub use burn;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -173,7 +173,7 @@ fn idx_errors_name_the_file() {
     let gz = tmp.path().join("x.gz");
     write(&gz, &[0x1f, 0x8b, 8, 0, 1, 2, 3]);
     assert!(matches!(
-        idx::read_maybe_gzip(&gz).unwrap_err(),
+        idx::read_images(&gz).unwrap_err(),
         DataError::Malformed { .. }
     ));
 
@@ -451,7 +451,15 @@ fn training_batches_are_on_the_autodiff_device_and_train_batch_norm() {
     let dataset =
         ImageDataset::load(DatasetKind::Cifar10, Split::Train, &fixture("cifar10")).unwrap();
     let device = Device::flex();
-    let loader = train_loader(dataset.clone(), DatasetKind::Cifar10, None, 4, 0, &device);
+    let loader = train_loader(
+        dataset.clone(),
+        DatasetKind::Cifar10,
+        None,
+        4,
+        0,
+        None,
+        &device,
+    );
     let batch = loader.iter().next().unwrap().unwrap();
     assert!(
         batch.images.device().is_autodiff(),

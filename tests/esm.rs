@@ -4,57 +4,12 @@
 mod common;
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
-use common::{Golden, fixture, to_vec};
+use common::{Golden, TinyBnNet, fixture, to_vec};
 use serde_json::Value;
 use xbn::checkpoint::{Family, LoadOptions, load_weights};
 use xbn::esm::{EsmError, batch_norm_states, measure, recalibrate, set_running_stats};
-use xbn::norm::{Norm, NormConfig};
-
-/// A model written as a user would: Burn layers plus norms from xbn's factory. It has no
-/// ESM-specific code. Mirrors `TinyBnNet` of tools/gen_esm.py.
-#[derive(Module, Debug)]
-struct TinyBnNet {
-    conv1: Conv2d,
-    bn1: Norm,
-    conv2: Conv2d,
-    bn2: Norm,
-    fc1: Linear,
-    bn3: Norm,
-    fc2: Linear,
-}
-
-impl TinyBnNet {
-    fn new(norm: &NormConfig, device: &Device) -> Self {
-        let conv = |i, o, s| {
-            Conv2dConfig::new([i, o], [3, 3])
-                .with_stride([s, s])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(device)
-        };
-        Self {
-            conv1: conv(3, 8, 1),
-            bn1: norm.init(8, device).unwrap(),
-            conv2: conv(8, 16, 2),
-            bn2: norm.init(16, device).unwrap(),
-            fc1: LinearConfig::new(16, 12).init(device),
-            bn3: norm.init(12, device).unwrap(),
-            fc2: LinearConfig::new(12, 10).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = relu(self.bn2.forward(self.conv2.forward(x)));
-        let x = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
-        let x = relu(self.bn3.forward(self.fc1.forward(x)));
-        self.fc2.forward(x)
-    }
-}
+use xbn::norm::NormConfig;
 
 fn pytorch_model(device: &Device) -> TinyBnNet {
     let options = LoadOptions {
@@ -270,6 +225,20 @@ fn a_user_model_gets_a_full_report() {
     assert!(svg.contains("<svg") && svg.contains("BatchNorm depth"));
     assert!(report.table().contains("bn3"));
 
+    assert!(report.untrained.is_empty(), "{:?}", report.untrained);
+    assert!(!report.table().contains("never trained"));
+    // The classic mistake: "training" with batches on a plain device leaves every
+    // BatchNorm at its initial statistics; the report says so.
+    let plain = TinyBnNet::new(&NormConfig::batch(), &device);
+    let _ = plain.forward(Tensor::random(
+        [16, 3, 8, 8],
+        Distribution::Default,
+        &device,
+    ));
+    let report = measure(&plain, batches(&images, 10), |m, x| m.forward(x)).unwrap();
+    assert_eq!(report.untrained, ["bn1", "bn2", "bn3"]);
+    assert!(report.table().contains("3 BatchNorm(s) never trained"));
+
     // A model without BatchNorm has no estimation shift.
     let gn_model = TinyBnNet::new(&NormConfig::group(4), &device);
     let e = measure(&gn_model, batches(&images, 10), |m, x| m.forward(x)).unwrap_err();
@@ -349,4 +318,125 @@ fn measurements_are_confined_to_their_thread_and_do_not_nest() {
     })
     .unwrap();
     assert!(matches!(inner, Some(Err(EsmError::Nested))));
+}
+
+/// Issue 8, item 4: after 5 SGD steps, every reader of the running statistics sees the
+/// current values, whether the model is still in training mode or switched with `valid()`:
+/// the safetensors export (and the model loaded back from it), `batch_norm_states` and
+/// the inference logits all match PyTorch after the same 5 steps (tools/gen_train_steps.py).
+#[test]
+fn running_statistics_are_current_after_training_steps_in_both_modes() {
+    use burn::optim::GradientsParams;
+    use xbn::checkpoint::{Naming, save_weights};
+
+    let _rng = common::rng_lock();
+    let golden = Golden::load_path(&fixture("golden/bn_net_5_steps.data.safetensors"));
+    let options = LoadOptions {
+        family: Some(Family::Generic),
+        ..LoadOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, device) in common::devices() {
+        let ad = device.clone().autodiff();
+        let (mut model, _) = load_weights(
+            TinyBnNet::new(&NormConfig::batch(), &ad),
+            &fixture("golden/bn_net_5_steps.init.safetensors"),
+            &options,
+        )
+        .unwrap();
+        let mut optim = xbn::train::sgd(0.9, 1e-4);
+        for step in 0..5 {
+            let x = golden.tensor::<4>(&format!("step{step}.input"), &ad);
+            let y = golden
+                .tensor::<1>(&format!("step{step}.targets"), &ad)
+                .int();
+            let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+                .init(&ad)
+                .forward(model.forward(x), y);
+            common::assert_close(
+                &to_vec(loss.clone()),
+                golden.values(&format!("step{step}.loss")),
+                &format!("{name} loss of step {step}"),
+            );
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(0.1, model, grads);
+        }
+        // The module readers, on the model still in training mode (before any `valid()`).
+        for state in batch_norm_states(&model) {
+            let expected = |stat: &str| -> Vec<f32> {
+                golden
+                    .values(&format!("after.{}.{stat}", state.path))
+                    .to_vec()
+            };
+            let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+            common::assert_close(
+                &f32s(&state.running_mean),
+                &expected("running_mean"),
+                &format!("{name} batch_norm_states {}", state.path),
+            );
+            common::assert_close(
+                &f32s(&state.running_var),
+                &expected("running_var"),
+                &format!("{name} batch_norm_states {}", state.path),
+            );
+        }
+        for (mode, path) in [
+            ("training", "train.safetensors"),
+            ("valid", "valid.safetensors"),
+        ] {
+            let path = dir.path().join(format!("{name}-{path}"));
+            // `valid()` synchronises the running states it shares with `model`, so the
+            // training-mode export must come first.
+            match mode {
+                "training" => save_weights(&model, &path, Family::Generic, Naming::Authors),
+                _ => save_weights(&model.valid(), &path, Family::Generic, Naming::Authors),
+            }
+            .unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            for bn in ["bn1", "bn2", "bn3"] {
+                let nbt = st.tensor(&format!("{bn}.num_batches_tracked")).unwrap();
+                assert_eq!(
+                    i64::from_le_bytes(nbt.data().try_into().unwrap()),
+                    5,
+                    "{name} {mode}: {bn}.num_batches_tracked"
+                );
+                for stat in ["running_mean", "running_var"] {
+                    let key = format!("{bn}.{stat}");
+                    let values: Vec<f32> = st
+                        .tensor(&key)
+                        .unwrap()
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                        .collect();
+                    common::assert_close(
+                        &values,
+                        golden.values(&format!("after.{key}")),
+                        &format!("{name} {mode} export: {key}"),
+                    );
+                }
+            }
+            // The exported file gives PyTorch's eval-mode logits.
+            let (exported, _) = load_weights(
+                TinyBnNet::new(&NormConfig::batch(), &device),
+                &path,
+                &options,
+            )
+            .unwrap();
+            let x = golden.tensor::<4>("eval.input", &device);
+            common::assert_close(
+                &to_vec(exported.forward(x)),
+                golden.values("eval.logits"),
+                &format!("{name} {mode} export: eval logits"),
+            );
+        }
+        let valid = model.valid();
+        let x = golden.tensor::<4>("eval.input", &device);
+        common::assert_close(
+            &to_vec(valid.forward(x)),
+            golden.values("eval.logits"),
+            &format!("{name} valid(): eval logits"),
+        );
+    }
 }

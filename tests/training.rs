@@ -642,3 +642,346 @@ fn tracking_esm_does_not_change_the_training() {
         );
     }
 }
+
+/// Issue 8, item 1: two `xbn train` processes started together on one run directory:
+/// exactly one trains it, the other exits non-zero naming the holder (or the finished
+/// run), and the run directory holds one run. `xbn eval` on a run that is being trained
+/// says so instead of failing obscurely.
+#[test]
+fn one_writer_per_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("cifar10");
+    synthetic_cifar(&data, 32);
+    let run = tmp.path().join("run");
+    let (run_s, data_s) = (run.to_str().unwrap(), data.to_str().unwrap());
+    let args = |seed: &'static str| {
+        vec![
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            data_s,
+            "--no-download",
+            "--model",
+            "resnet20",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--seed",
+            seed,
+            "--output",
+            run_s,
+        ]
+    };
+    let children: Vec<_> = ["1", "2"]
+        .into_iter()
+        .map(|seed| {
+            xbn(&args(seed))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners: Vec<_> = outputs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "exactly one run may write {run_s}");
+    let loser = outputs.iter().find(|o| !o.status.success()).unwrap();
+    let stderr = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        stderr.contains("is being written by another xbn run (pid ")
+            || stderr.contains("already holds a run"),
+        "{stderr}"
+    );
+    let rows = read_metrics(&run.join(files::METRICS)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1, 2]);
+
+    // While a process holds the lock: a new run, a resume and an eval of the missing
+    // final weights are refused with the holder named; nothing is written.
+    let other = tmp.path().join("busy");
+    std::fs::create_dir(&other).unwrap();
+    let lock = xbn::train::RunLock::acquire(&other).unwrap();
+    let options = RunOptions {
+        run_dir: other.clone(),
+        locator: fixture_locator(),
+    };
+    let config = tiny_config(DatasetKind::Cifar10, Placement::Bn);
+    let e = train(&config, &options).unwrap_err();
+    let pid = format!("pid {}", std::process::id());
+    assert!(
+        matches!(&e, TrainError::RunLocked { holder, .. } if holder.contains(&pid)),
+        "{e}"
+    );
+    assert!(!other.join(files::CONFIG).exists());
+    config.save(&other.join(files::CONFIG)).unwrap();
+    let e = resume(&options).unwrap_err();
+    assert!(matches!(e, TrainError::RunLocked { .. }), "{e}");
+    let e = evaluate_run(&other, None, &fixture_locator(), 2).unwrap_err();
+    assert!(
+        matches!(&e, TrainError::StillTraining { holder, .. } if holder.contains(&pid)),
+        "{e}"
+    );
+    assert_eq!(xbn::train::holder(&other).unwrap(), {
+        let text = std::fs::read_to_string(lock.path()).unwrap();
+        text.trim().to_string()
+    });
+    drop(lock);
+    // Released (as it is when a killed process's lock file is left behind): taken over.
+    assert!(xbn::train::holder(&other).is_none());
+    let _rng = common::rng_lock();
+    resume(&options).unwrap();
+}
+
+/// Issue 8, item 2: a batch size larger than the data set is refused before anything is
+/// allocated or written (training), or capped at the data set (evaluation); a batch that
+/// cannot fit in memory is a typed error.
+#[test]
+fn huge_batch_sizes_are_refused_or_capped() {
+    let _rng = common::rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        run_dir: tmp.path().join("run"),
+        locator: fixture_locator(),
+    };
+    let mut config = tiny_config(DatasetKind::Cifar10, Placement::XbnP2);
+    config.batch_size = 1_000_000_000_000;
+    let e = train(&config, &options).unwrap_err();
+    assert!(
+        matches!(&e, TrainError::InvalidConfig(m) if m.contains("larger than the 10 training images")),
+        "{e}"
+    );
+    assert!(
+        !options.run_dir.exists(),
+        "a failed start leaves no run directory"
+    );
+    config.batch_size = 4;
+    config.epochs = 1;
+    train(&config, &options).unwrap();
+    let huge = evaluate_run(
+        &options.run_dir,
+        None,
+        &fixture_locator(),
+        1_000_000_000_000,
+    )
+    .unwrap();
+    let small = evaluate_run(&options.run_dir, None, &fixture_locator(), 1).unwrap();
+    assert_eq!(
+        (huge.num_images, huge.correct),
+        (small.num_images, small.correct)
+    );
+    let e = xbn::train::check_batch_memory(BackendKind::Flex, u64::MAX, 7, "a training step");
+    if xbn::train::available_memory().is_some() {
+        let e = e.unwrap_err();
+        assert!(
+            e.to_string().contains("batch size 7 needs about")
+                && e.to_string().contains("lower --batch-size"),
+            "{e}"
+        );
+    }
+    let model = config.network().unwrap().init(&Device::flex()).unwrap();
+    // ResNet-20 on 32×32: 16·32²·7 + 32·16²·6 + 64·8²·6 + 10 output values of its layers.
+    assert_eq!(
+        model.cost([32, 32]).activations,
+        114_688 + 49_152 + 24_576 + 10
+    );
+    assert_eq!(
+        xbn::train::estimate_batch_bytes(&model, [3, 32, 32], 2, true),
+        2 * (16 * 188_426 + 8 * 3 * 32 * 32)
+    );
+}
+
+/// Issue 8, item 3: a loss that stops being finite stops the run with an error naming the
+/// epoch and step; the checkpoints of the finished epochs stay, no final weights are
+/// written; a divergence in the first epoch leaves no run directory. Weights that hold NaN
+/// are refused by `xbn eval`.
+#[test]
+fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let _rng = common::rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let options = |dir: &str| RunOptions {
+        run_dir: tmp.path().join(dir),
+        locator: fixture_locator(),
+    };
+    let mut config = tiny_config(DatasetKind::Cifar10, Placement::Bn);
+    config.lr = 1e30;
+    let e = train(&config, &options("first")).unwrap_err();
+    match &e {
+        TrainError::Diverged {
+            epoch: 1,
+            iteration,
+            loss,
+            ..
+        } => assert!(*iteration >= 1 && !loss.is_finite()),
+        e => panic!("expected a divergence in epoch 1, got {e}"),
+    }
+    assert!(e.to_string().contains("lower --lr"), "{e}");
+    assert!(!tmp.path().join("first").exists());
+
+    // Epoch 1 at lr 0.01, epoch 2 at 1e30.
+    config.lr = 0.01;
+    config.schedule = Schedule::MultiStep {
+        milestones: vec![1],
+        gamma: 1e32,
+    };
+    let run = options("second");
+    let e = train(&config, &run).unwrap_err();
+    assert!(matches!(e, TrainError::Diverged { epoch: 2, .. }), "{e}");
+    assert!(
+        e.to_string().contains("the checkpoint of epoch 1 is kept"),
+        "{e}"
+    );
+    let checkpoints = run.run_dir.join(files::CHECKPOINTS);
+    assert_eq!(last_checkpoint(&checkpoints), Some(1));
+    assert!(!checkpoints.join("model-2.bpk").exists());
+    assert!(!run.run_dir.join(files::MODEL).exists());
+    assert!(!run.run_dir.join(files::FINAL).exists());
+    let rows = read_metrics(&run.run_dir.join(files::METRICS)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), [1]);
+    let kept = checkpoints.join("model-1.bpk");
+    let good = evaluate_run(&run.run_dir, Some(&kept), &fixture_locator(), 4).unwrap();
+    assert!(good.loss.is_finite());
+
+    // NaN weights (as a diverged run would have written them) are refused.
+    let nan_file = tmp.path().join("nan.safetensors");
+    let model = config.network().unwrap().init(&Device::flex()).unwrap();
+    xbn::checkpoint::save_safetensors(&model, &nan_file).unwrap();
+    let mut bytes = std::fs::read(&nan_file).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let start = header["fc.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let at = 8 + header_len + start;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&nan_file, &bytes).unwrap();
+    let e = evaluate_run(&run.run_dir, Some(&nan_file), &fixture_locator(), 4).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            TrainError::Checkpoint(xbn::checkpoint::CheckpointError::NonFinite { count: 1, .. })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("NaN or infinite"), "{e}");
+}
+
+/// `--track-esm` on a model without BatchNorm, and a `config.json` that is a directory.
+#[test]
+fn run_setup_errors_say_what_is_wrong() {
+    let _rng = common::rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(DatasetKind::Cifar10, Placement::All);
+    config.track_esm = true;
+    let run_dir = tmp.path().join("gn");
+    let e = train(
+        &config,
+        &RunOptions {
+            run_dir: run_dir.clone(),
+            locator: fixture_locator(),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, TrainError::InvalidConfig(m) if m.contains("--track-esm") && m.contains("has none")),
+        "{e}"
+    );
+    assert!(!run_dir.exists());
+    let odd = tmp.path().join("odd");
+    std::fs::create_dir_all(odd.join(files::CONFIG)).unwrap();
+    let e = evaluate_run(&odd, None, &fixture_locator(), 2).unwrap_err();
+    assert!(matches!(e, TrainError::Io { .. }), "{e}");
+    assert!(e.to_string().contains("config.json"), "{e}");
+}
+
+/// Issue 9, item 2: `xbn predict --run DIR IMAGE…` rebuilds the run's model (one grey
+/// channel, ten classes), preprocesses like the run's data (28×28 grey, Fashion-MNIST's
+/// mean/std) and prints Fashion-MNIST's class names; its top-1 classes are the model's
+/// predictions on the same test images as `xbn eval` scores them.
+#[test]
+fn predict_uses_the_run() {
+    use burn::data::dataset::Dataset;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let mut config = tiny_config(DatasetKind::FashionMnist, Placement::XbnP2);
+    config.epochs = 1;
+    {
+        let _rng = common::rng_lock();
+        train(
+            &config,
+            &RunOptions {
+                run_dir: run.clone(),
+                locator: fixture_locator(),
+            },
+        )
+        .unwrap();
+    }
+    // The test images as PNG files, and the model's own predictions on them.
+    let test = xbn::train::load_split(&config, xbn::data::Split::Test, &fixture_locator()).unwrap();
+    let mut paths = Vec::new();
+    for i in 0..test.len() {
+        let item = test.get(i).unwrap();
+        let path = tmp.path().join(format!("test-{i}.png"));
+        image::GrayImage::from_raw(28, 28, item.pixels)
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        paths.push(path);
+    }
+    let device = Device::flex();
+    let model = xbn::train::load_run_weights(
+        config.network().unwrap().init(&device).unwrap(),
+        &run,
+        &run.join(files::MODEL),
+    )
+    .unwrap()
+    .valid();
+    let loader = xbn::data::eval_loader(test.clone(), DatasetKind::FashionMnist, 8, &device);
+    let batch = loader.iter().next().unwrap().unwrap();
+    let predicted: Vec<usize> = model
+        .forward(batch.images)
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|c| c as usize)
+        .collect();
+
+    let mut args = vec!["predict", "--run", run.to_str().unwrap(), "--top-k", "1"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let out = xbn(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = DatasetKind::FashionMnist.class_names();
+    let top1: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("1. class"))
+        .collect();
+    assert_eq!(top1.len(), paths.len(), "{stdout}");
+    for (line, class) in top1.iter().zip(&predicted) {
+        assert!(
+            line.contains(&format!("class {class:>4}")) && line.ends_with(names[*class]),
+            "{line} (expected class {class}, {})",
+            names[*class]
+        );
+    }
+    // Options of the zoo path do not mix with --run.
+    let out = xbn(&[
+        "predict",
+        "--run",
+        run.to_str().unwrap(),
+        "--resize",
+        "64",
+        "x.png",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -59,6 +59,22 @@ pub enum CheckpointError {
         /// Its type.
         dtype: String,
     },
+    /// The weights hold NaN or infinite values.
+    #[error(
+        "{path}: {count} of {total} tensors hold NaN or infinite values (e.g. {first:?}); \
+         these weights come from a training run that diverged and cannot be evaluated. \
+         Use the checkpoint of an earlier epoch, or train again with a lower learning rate"
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// Tensors with non-finite values.
+        count: usize,
+        /// Tensors in the model.
+        total: usize,
+        /// The first few of them (module paths).
+        first: Vec<String>,
+    },
     /// The file's tensors do not match the model.
     #[error(
         "{path} does not match the model: {} missing {missing:?}, {} unused {unused:?}, errors {errors:?}; \
@@ -76,6 +92,36 @@ pub enum CheckpointError {
         /// Shape mismatches.
         errors: Vec<String>,
     },
+}
+
+/// Names (module paths) of the float tensors of `model` that hold a NaN or an infinity.
+pub fn non_finite_tensors<M: Module>(model: &M) -> Vec<String> {
+    model
+        .collect(None, None, true)
+        .into_iter()
+        .filter(|t| t.dtype == DType::F32)
+        .filter_map(|t| {
+            let bytes = t.to_bytes().ok()?;
+            bytes
+                .chunks_exact(4)
+                .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+                .then(|| t.name.clone())
+        })
+        .collect()
+}
+
+/// Refuses a loaded model whose weights are not all finite.
+fn check_finite<M: Module>(model: M, path: &Path) -> Result<M, CheckpointError> {
+    let bad = non_finite_tensors(&model);
+    if bad.is_empty() {
+        return Ok(model);
+    }
+    Err(CheckpointError::NonFinite {
+        path: path.to_path_buf(),
+        count: bad.len(),
+        total: tensor_entries(&model).len(),
+        first: bad.into_iter().take(5).collect(),
+    })
 }
 
 /// How to load a checkpoint.
@@ -286,7 +332,7 @@ fn load_burn_checkpoint<M: Module>(
         )
     })?;
     Ok((
-        model,
+        check_finite(model, path)?,
         LoadReport {
             loaded,
             ..LoadReport::default()
@@ -300,7 +346,8 @@ fn load_burn_checkpoint<M: Module>(
 /// # Errors
 /// [`CheckpointError::NotFound`], [`CheckpointError::Store`] for an unreadable file (and
 /// for a burn-train `.bpk` checkpoint that does not match the model, or with partial
-/// loading), [`CheckpointError::UnsupportedType`], and [`CheckpointError::Mismatch`]
+/// loading), [`CheckpointError::UnsupportedType`], [`CheckpointError::NonFinite`] when a
+/// loaded tensor holds NaN or infinity, and [`CheckpointError::Mismatch`]
 /// listing the missing, unused and wrongly shaped tensors (without partial loading; shape errors
 /// always).
 pub fn load_weights<M: Module>(
@@ -396,7 +443,7 @@ pub fn load_weights<M: Module>(
         });
     }
     Ok((
-        model,
+        check_finite(model, path)?,
         LoadReport {
             loaded,
             missing,

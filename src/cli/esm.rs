@@ -2,16 +2,20 @@
 
 use std::path::PathBuf;
 
+use burn::data::dataset::Dataset;
 use burn::module::Module;
 use clap::{ArgGroup, Args};
 
 use super::{DataArgs, model_config, outln};
 use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
 use crate::data::{DatasetKind, ImageDataset, Split};
+use crate::device::BackendKind;
 use crate::esm::measure_dataset;
 use crate::models::ModelName;
 use crate::norm::NormConfig;
-use crate::train::{TrainConfig, TrainError, files, load_split};
+use crate::train::{
+    TrainError, files, inference_batch_size, load_run_config, load_run_weights, load_split,
+};
 
 /// Options of `xbn esm`.
 #[derive(Debug, Args)]
@@ -53,11 +57,7 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
     let device = burn::tensor::Device::flex();
     let (network, dataset, weights, default_out, run_config) = match (&args.run, &args.model) {
         (Some(run), _) => {
-            let config_path = run.join(files::CONFIG);
-            if !config_path.is_file() {
-                return Err(TrainError::NotARun { dir: run.clone() }.into());
-            }
-            let config = TrainConfig::load(&config_path)?;
+            let config = load_run_config(run)?;
             let weights = args
                 .checkpoint
                 .clone()
@@ -82,12 +82,17 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
         (None, None) => unreachable!("clap requires --run or --model"),
     };
     let model = network.init(&device)?;
-    let options = LoadOptions {
-        family: Some(model.family()),
-        naming: Naming::Auto,
-        allow_partial: false,
+    let model = match &args.run {
+        Some(run) => load_run_weights(model, run, &weights)?,
+        None => {
+            let options = LoadOptions {
+                family: Some(model.family()),
+                naming: Naming::Auto,
+                allow_partial: false,
+            };
+            load_weights(model, &weights, &options)?.0
+        }
     };
-    let (model, _) = load_weights(model, &weights, &options)?;
     let split = if args.train_split {
         Split::Train
     } else {
@@ -102,7 +107,14 @@ pub(super) fn run(args: EsmArgs) -> Result<(), crate::Error> {
             ImageDataset::load(dataset, split, &dir)?
         }
     };
-    let report = measure_dataset(&model.valid(), data, dataset, args.batch_size, &device)?;
+    let batch_size = inference_batch_size(
+        &model,
+        BackendKind::Flex,
+        data.image_shape(),
+        args.batch_size,
+        data.len(),
+    )?;
+    let report = measure_dataset(&model.valid(), data, dataset, batch_size, &device)?;
     let out = args.output.unwrap_or(default_out);
     std::fs::create_dir_all(&out).map_err(|e| TrainError::Io {
         path: out.clone(),

@@ -38,7 +38,7 @@ pub enum Command {
     Experiment(experiment::ExperimentCommand),
     /// List the registered models with their parameters and multiply-accumulates.
     Models(models::ModelsArgs),
-    /// Classify image files with a model and a checkpoint (ImageNet preprocessing).
+    /// Classify image files with a trained run (--run) or a zoo model and a checkpoint.
     Predict(predict::PredictArgs),
 }
 
@@ -100,6 +100,7 @@ pub(crate) use outln;
 /// Runs the command line; returns the process exit code (0 success, 1 failure).
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::progress::enable(true);
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),

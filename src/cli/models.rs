@@ -42,7 +42,8 @@ pub(super) fn run(args: ModelsArgs) -> Result<(), crate::Error> {
         if let Some(k) = args.num_classes {
             config = config.with_num_classes(k);
         }
-        let model = config.init(&device)?;
+        // Lazily: counting needs the shapes, not the 600 million random initial weights.
+        let model = config.init_lazy(&device)?;
         let [h, w] = args
             .input_size
             .map(|s| [s, s])

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -39,6 +40,33 @@ pub struct ImageBatch {
     pub images: Tensor<4>,
     /// Class indices `[N]`.
     pub targets: Tensor<1, Int>,
+    /// Receives the training loss computed on this batch (set by [`train_loader`] when a
+    /// run watches its loss; `None` otherwise). The training step of
+    /// [`impl_classifier_steps!`](crate::impl_classifier_steps) calls it.
+    pub loss_watch: Option<LossWatch>,
+}
+
+/// A callback that receives the loss `[1]` of every training step: `xbn::train` uses one
+/// to stop a run as soon as its loss is no longer finite.
+#[derive(Clone)]
+pub struct LossWatch(Arc<dyn Fn(&Tensor<1>) + Send + Sync>);
+
+impl LossWatch {
+    /// A watch calling `f` with each loss.
+    pub fn new(f: impl Fn(&Tensor<1>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Hands one step's loss to the watch.
+    pub fn observe(&self, loss: &Tensor<1>) {
+        (self.0)(loss)
+    }
+}
+
+impl std::fmt::Debug for LossWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LossWatch")
+    }
 }
 
 /// Builds [`ImageBatch`]es: per-channel mean/std normalisation and, for training, seeded
@@ -53,6 +81,7 @@ pub struct ImageBatcher {
     lut: Vec<[f32; 256]>,
     augmentation: Option<Augmentation>,
     rng: Mutex<StdRng>,
+    loss_watch: Option<LossWatch>,
 }
 
 impl ImageBatcher {
@@ -89,6 +118,7 @@ impl ImageBatcher {
             lut,
             augmentation: None,
             rng: Mutex::new(StdRng::seed_from_u64(0)),
+            loss_watch: None,
         })
     }
 
@@ -103,6 +133,12 @@ impl ImageBatcher {
     pub fn with_augmentation(mut self, augmentation: Augmentation, seed: u64) -> Self {
         self.augmentation = Some(augmentation);
         self.rng = Mutex::new(StdRng::seed_from_u64(seed));
+        self
+    }
+
+    /// Attaches `watch` to every batch (see [`ImageBatch::loss_watch`]).
+    pub fn with_loss_watch(mut self, watch: LossWatch) -> Self {
+        self.loss_watch = Some(watch);
         self
     }
 
@@ -155,12 +191,14 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
         ImageBatch {
             images: Tensor::from_data(TensorData::new(pixels, [n, c, h, w]), device),
             targets: Tensor::from_data(TensorData::new(labels, [n]), device),
+            loss_watch: self.loss_watch.clone(),
         }
     }
 }
 
 /// A training loader: shuffled with `seed`, augmented with `augmentation` (seeded from
-/// `seed` too), batches created on the **autodiff** version of `device`.
+/// `seed` too), batches created on the **autodiff** version of `device`, each carrying
+/// `loss_watch`. A `batch_size` above the number of images gives one batch of them all.
 ///
 /// Batches must live on an autodiff device: Burn runs a norm in training mode only when
 /// its input is on one (a batch on a plain device would silently make every BatchNorm use
@@ -171,12 +209,17 @@ pub fn train_loader(
     augmentation: Option<Augmentation>,
     batch_size: usize,
     seed: u64,
+    loss_watch: Option<LossWatch>,
     device: &Device,
 ) -> Arc<dyn DataLoader<ImageBatch>> {
     let mut batcher = ImageBatcher::for_dataset(kind);
     if let Some(a) = augmentation {
         batcher = batcher.with_augmentation(a, seed);
     }
+    if let Some(watch) = loss_watch {
+        batcher = batcher.with_loss_watch(watch);
+    }
+    let batch_size = loader_batch_size(batch_size, dataset.len());
     let device = if device.is_autodiff() {
         device.clone()
     } else {
@@ -191,13 +234,15 @@ pub fn train_loader(
 }
 
 /// An evaluation loader: in order, no augmentation, batches on the plain (non-autodiff)
-/// version of `device`.
+/// version of `device`. A `batch_size` above the number of images gives one batch of them
+/// all (the loader never reserves room for more items than the dataset has).
 pub fn eval_loader(
     dataset: ImageDataset,
     kind: DatasetKind,
     batch_size: usize,
     device: &Device,
 ) -> Arc<dyn DataLoader<ImageBatch>> {
+    let batch_size = loader_batch_size(batch_size, dataset.len());
     let device = if device.is_autodiff() {
         device.clone().inner()
     } else {
@@ -208,4 +253,11 @@ pub fn eval_loader(
         .num_workers(1)
         .set_device(device)
         .build(dataset)
+}
+
+/// The batch size a loader is built with: at most the number of items (Burn's loader
+/// reserves room for a whole batch up front, so a huge batch size would abort the process
+/// on allocation), at least 1.
+fn loader_batch_size(batch_size: usize, items: usize) -> usize {
+    batch_size.min(items).max(1)
 }

@@ -16,13 +16,16 @@ pub mod cifar;
 mod dataset;
 pub mod download;
 pub mod idx;
-mod imagenet;
+mod image_file;
 mod locate;
 
-pub use batcher::{Augmentation, ImageBatch, ImageBatcher, eval_loader, train_loader};
+pub use batcher::{Augmentation, ImageBatch, ImageBatcher, LossWatch, eval_loader, train_loader};
 pub use dataset::{DatasetKind, ImageDataset, ImageItem, Split};
 pub use download::{Source, download};
-pub use imagenet::{IMAGENET_MEAN, IMAGENET_STD, image_batch, preprocess};
+pub use image_file::{
+    IMAGENET_MEAN, IMAGENET_STD, MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE, Preprocessing, decode_image,
+    image_batch, preprocess,
+};
 pub use locate::{DATA_ENV, DEBIAN_FASHION_MNIST, DataLocator};
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@ use burn::tensor::Device;
 
 use super::{EsmError, EsmReport, measure};
 use crate::data::{DatasetKind, ImageDataset, eval_loader};
+use crate::progress::Progress;
 use crate::train::ImageClassifier;
 
 /// [`measure`](super::measure) of `model` on every image of `dataset` (normalised as
@@ -24,9 +25,13 @@ pub fn measure_dataset<M: ImageClassifier>(
         return Err(EsmError::Data("the batch size must be at least 1".into()));
     }
     let loader = eval_loader(dataset, kind, batch_size, device);
+    let progress = Progress::new(loader.num_items() as u64, "img", "measuring ESM");
     let mut failure = None;
     let batches = loader.iter().map_while(|b| match b {
-        Ok(b) => Some(b.images),
+        Ok(b) => {
+            progress.inc(b.targets.dims()[0] as u64);
+            Some(b.images)
+        }
         Err(e) => {
             failure = Some(e.to_string());
             None

@@ -24,6 +24,8 @@ pub struct BatchNormState {
     pub running_mean: Vec<f64>,
     /// `running_var` `[C]` (PyTorch's convention: updated with the unbiased batch variance).
     pub running_var: Vec<f64>,
+    /// `num_batches_tracked`: training steps the layer has seen (0: never trained).
+    pub num_batches_tracked: f64,
 }
 
 fn values(t: Tensor<1>) -> Vec<f64> {
@@ -51,39 +53,45 @@ impl burn::module::ModuleVisitor for ValueOf<'_> {
 /// Every BatchNorm with running statistics in `model`, in module order, with its
 /// running estimates. Works for any module built from xbn's norms.
 ///
-/// Read it from [`Module::valid`] of a model that is training: Burn commits a running
-/// estimate one step late on the thread that updated it, and `valid()` synchronises it.
+/// The values are current in either mode: xbn's BatchNorm commits its running estimates
+/// at every training step (see [`BatchNorm`](crate::norm::BatchNorm)), so a model that is
+/// still training needs no [`Module::valid`] first.
 pub fn batch_norm_states<M: Module>(model: &M) -> Vec<BatchNormState> {
     let entries = tensor_entries(model);
     let by_path: HashMap<&str, &crate::models::TensorEntry> =
         entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let layers: Vec<(String, ParamId, ParamId)> = entries
+    let layers: Vec<(String, ParamId, ParamId, Option<ParamId>)> = entries
         .iter()
         .filter_map(|e| {
             let prefix = e.path.strip_suffix(".running_mean")?;
             let var = by_path.get(format!("{prefix}.running_var").as_str())?;
-            Some((prefix.to_string(), e.id, var.id))
+            let nbt = by_path.get(format!("{prefix}.num_batches_tracked").as_str());
+            Some((prefix.to_string(), e.id, var.id, nbt.map(|n| n.id)))
         })
         .collect();
     let mut ids = HashMap::new();
-    for (i, (_, m, v)) in layers.iter().enumerate() {
-        ids.insert(*m, 2 * i);
-        ids.insert(*v, 2 * i + 1);
+    for (i, (_, m, v, n)) in layers.iter().enumerate() {
+        ids.insert(*m, 3 * i);
+        ids.insert(*v, 3 * i + 1);
+        if let Some(n) = n {
+            ids.insert(*n, 3 * i + 2);
+        }
     }
     let mut visitor = ValueOf {
         ids: &ids,
-        out: vec![Vec::new(); 2 * layers.len()],
+        out: vec![Vec::new(); 3 * layers.len()],
     };
     model.visit(&mut visitor);
     layers
         .into_iter()
         .enumerate()
-        .map(|(i, (path, mean_id, var_id))| BatchNormState {
+        .map(|(i, (path, mean_id, var_id, _))| BatchNormState {
             path,
             mean_id,
             var_id,
-            running_mean: std::mem::take(&mut visitor.out[2 * i]),
-            running_var: std::mem::take(&mut visitor.out[2 * i + 1]),
+            running_mean: std::mem::take(&mut visitor.out[3 * i]),
+            running_var: std::mem::take(&mut visitor.out[3 * i + 1]),
+            num_batches_tracked: visitor.out[3 * i + 2].first().copied().unwrap_or(f64::NAN),
         })
         .collect()
 }
@@ -122,6 +130,13 @@ pub struct EsmReport {
     pub layers: Vec<EsmLayer>,
     /// Values per channel seen by the first layer (`N·H·W` summed over the data).
     pub values_per_channel: f64,
+    /// BatchNorms that never trained (`num_batches_tracked = 0`: running statistics at
+    /// their initial values). In a training loop of your own this means the batches were
+    /// not on an autodiff device, or the model was switched with `valid()`: a BatchNorm
+    /// trains only then (Burn's rule), and otherwise silently normalises with its initial
+    /// statistics.
+    #[serde(default)]
+    pub untrained: Vec<String>,
 }
 
 /// `‖a − b‖₂`; NaN when the lengths differ (a statistic that could not be read).
@@ -171,6 +186,11 @@ where
     if let Some(e) = recording.errors.first() {
         return Err(EsmError::Read(e.clone()));
     }
+    let untrained = states
+        .iter()
+        .filter(|s| s.num_batches_tracked == 0.0)
+        .map(|s| s.path.clone())
+        .collect();
     let mut layers: Vec<(usize, EsmLayer)> = Vec::new();
     for state in states {
         let Some((order, stats)) = recording.layers.get(&state.mean_id) else {
@@ -198,6 +218,7 @@ where
             })
             .collect(),
         values_per_channel,
+        untrained,
     })
 }
 

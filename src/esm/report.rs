@@ -53,6 +53,16 @@ impl EsmReport {
                 l.esm_var_per_sqrt_c
             );
         }
+        if !self.untrained.is_empty() {
+            s += &format!(
+                "warning: {} BatchNorm(s) never trained (num_batches_tracked = 0, running \
+                 statistics at their initial values): {}. A BatchNorm trains only when its \
+                 input is on an autodiff device (`device.autodiff()`) and the model was not \
+                 switched with `valid()`.\n",
+                self.untrained.len(),
+                self.untrained.join(", ")
+            );
+        }
         s
     }
 

@@ -62,7 +62,7 @@ impl ModuleVisitor for Collector {
             .map(String::as_str);
         self.entries.push(TensorEntry {
             path: path.join("."),
-            shape: param.shape().dims::<D>().to_vec(),
+            shape: param.lazy_shape().dims::<D>().to_vec(),
             is_buffer: BUFFER_NAMES.contains(&last),
             is_linear_weight: module == Some("Struct:Linear") && last == "weight" && D == 2,
             id: param.id,

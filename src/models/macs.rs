@@ -1,15 +1,17 @@
-//! Multiply-accumulate counts of the zoo networks: convolutions and linear layers, for one
-//! image (norms, activations and pooling excluded, as paper.md §6.1 counts them).
+//! Multiply-accumulate counts and activation sizes of the zoo networks, for one image:
+//! convolutions and linear layers (norms, activations and pooling excluded from the MACs,
+//! as paper.md §6.1 counts them).
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::{Linear, PaddingConfig2d};
 
 use super::{MobileNetLayer, MobileNetV2, Network, ResNet, ShuffleNetV2};
 use crate::blocks::{ResidualBlock, Shortcut};
 
 /// MACs of `conv` on an `[H, W]` input, and its output size.
 pub fn conv_macs(conv: &Conv2d, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
-    let [out_c, in_per_group, kh, kw] = conv.weight.dims();
+    // The shape without initialising a lazily built weight.
+    let [out_c, in_per_group, kh, kw] = conv.weight.lazy_shape().dims::<4>();
     let (top, left, bottom, right) = match conv.padding {
         PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
         PaddingConfig2d::Valid => (0, 0, 0, 0),
@@ -25,100 +27,120 @@ pub fn conv_macs(conv: &Conv2d, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
     (macs, [oh, ow])
 }
 
+/// The cost of one image through a network: multiply-accumulates of its convolutions and
+/// linear layers, and the number of values those layers output (the activations a forward
+/// pass produces, before norms and non-linearities, which produce as many again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Multiply-accumulates.
+    pub macs: u64,
+    /// Output values of the convolutions and linear layers.
+    pub activations: u64,
+}
+
+impl Cost {
+    /// Adds `conv` applied to an `[H, W]` input; returns its output size.
+    fn conv(&mut self, conv: &Conv2d, hw: [usize; 2]) -> [usize; 2] {
+        let (macs, out) = conv_macs(conv, hw);
+        self.macs += macs;
+        self.activations += (out[0] * out[1] * conv.weight.lazy_shape()[0]) as u64;
+        out
+    }
+
+    /// Adds a linear layer (one input vector).
+    fn linear(mut self, linear: &Linear) -> Self {
+        let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
+        self.macs += (d_in * d_out) as u64;
+        self.activations += d_out as u64;
+        self
+    }
+}
+
 /// Size after a 3×3, stride-2, padding-1 max-pool.
 fn maxpool_size([h, w]: [usize; 2]) -> [usize; 2] {
     [(h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1]
 }
 
 impl ResNet {
-    /// Multiply-accumulates of one `[H, W]` image (convolutions and the classifier).
-    pub fn macs(&self, hw: [usize; 2]) -> u64 {
-        let (mut total, mut hw) = conv_macs(&self.conv1, hw);
+    /// MACs and activations of one `[H, W]` image.
+    pub fn cost(&self, hw: [usize; 2]) -> Cost {
+        let mut cost = Cost::default();
+        let mut hw = cost.conv(&self.conv1, hw);
         if self.maxpool.is_some() {
             hw = maxpool_size(hw);
         }
         for block in self.blocks() {
             let input = hw;
-            let convs: Vec<&Conv2d> = match block {
-                ResidualBlock::Basic(b) => vec![&b.conv1, &b.conv2],
-                ResidualBlock::Bottleneck(b) => vec![&b.conv1, &b.conv2, &b.conv3],
+            let (convs, downsample): (Vec<&Conv2d>, _) = match block {
+                ResidualBlock::Basic(b) => (vec![&b.conv1, &b.conv2], &b.downsample),
+                ResidualBlock::Bottleneck(b) => (vec![&b.conv1, &b.conv2, &b.conv3], &b.downsample),
             };
             for c in convs {
-                let (m, out) = conv_macs(c, hw);
-                total += m;
-                hw = out;
+                hw = cost.conv(c, hw);
             }
-            let downsample = match block {
-                ResidualBlock::Basic(b) => &b.downsample,
-                ResidualBlock::Bottleneck(b) => &b.downsample,
-            };
             if let Some(Shortcut::Projection(p)) = downsample {
-                total += conv_macs(&p.conv, input).0;
+                cost.conv(&p.conv, input);
             }
         }
-        let [d_in, d_out] = self.fc.weight.dims();
-        total + (d_in * d_out) as u64
+        cost.linear(&self.fc)
     }
 }
 
 impl MobileNetV2 {
-    /// Multiply-accumulates of one `[H, W]` image (convolutions and the classifier).
-    pub fn macs(&self, hw: [usize; 2]) -> u64 {
-        let mut total = 0;
+    /// MACs and activations of one `[H, W]` image.
+    pub fn cost(&self, hw: [usize; 2]) -> Cost {
+        let mut cost = Cost::default();
         let mut hw = hw;
-        let mut add = |c: &Conv2d, hw: &mut [usize; 2]| {
-            let (m, out) = conv_macs(c, *hw);
-            total += m;
-            *hw = out;
-        };
         for layer in &self.features {
             match layer {
-                MobileNetLayer::Conv(c) => add(&c.conv, &mut hw),
+                MobileNetLayer::Conv(c) => hw = cost.conv(&c.conv, hw),
                 MobileNetLayer::InvertedResidual(b) => {
                     if let Some(e) = &b.expand {
-                        add(&e.conv, &mut hw);
+                        hw = cost.conv(&e.conv, hw);
                     }
-                    add(&b.depthwise, &mut hw);
-                    add(&b.project, &mut hw);
+                    hw = cost.conv(&b.depthwise, hw);
+                    hw = cost.conv(&b.project, hw);
                 }
             }
         }
-        let [d_in, d_out] = self.classifier.weight.dims();
-        total + (d_in * d_out) as u64
+        cost.linear(&self.classifier)
     }
 }
 
 impl ShuffleNetV2 {
-    /// Multiply-accumulates of one `[H, W]` image (convolutions and the classifier).
-    pub fn macs(&self, hw: [usize; 2]) -> u64 {
-        let (mut total, hw) = conv_macs(&self.first_conv, hw);
+    /// MACs and activations of one `[H, W]` image.
+    pub fn cost(&self, hw: [usize; 2]) -> Cost {
+        let mut cost = Cost::default();
+        let hw = cost.conv(&self.first_conv, hw);
         let mut hw = maxpool_size(hw);
         for block in &self.features {
             let input = hw;
             if let Some(p) = &block.proj {
-                let (m, out) = conv_macs(&p.dw, input);
-                total += m + conv_macs(&p.pw, out).0;
+                let out = cost.conv(&p.dw, input);
+                cost.conv(&p.pw, out);
             }
             for c in [&block.main_pw, &block.main_dw, &block.main_pw_linear] {
-                let (m, out) = conv_macs(c, hw);
-                total += m;
-                hw = out;
+                hw = cost.conv(c, hw);
             }
         }
-        total += conv_macs(&self.conv_last, hw).0;
-        let [d_in, d_out] = self.classifier.weight.dims();
-        total + (d_in * d_out) as u64
+        cost.conv(&self.conv_last, hw);
+        cost.linear(&self.classifier)
     }
 }
 
 impl Network {
+    /// MACs and activations of one `[H, W]` image.
+    pub fn cost(&self, hw: [usize; 2]) -> Cost {
+        match self {
+            Network::ResNet(m) => m.cost(hw),
+            Network::MobileNetV2(m) => m.cost(hw),
+            Network::ShuffleNetV2(m) => m.cost(hw),
+        }
+    }
+
     /// Multiply-accumulates of one `[H, W]` image: convolutions and linear layers (norms,
     /// activations and pooling excluded).
     pub fn macs(&self, hw: [usize; 2]) -> u64 {
-        match self {
-            Network::ResNet(m) => m.macs(hw),
-            Network::MobileNetV2(m) => m.macs(hw),
-            Network::ShuffleNetV2(m) => m.macs(hw),
-        }
+        self.cost(hw).macs
     }
 }

@@ -108,6 +108,15 @@ impl MobileNetV2Config {
     /// [`ModelError::InvalidConfig`] for a non-positive or non-finite `width_mult` or zero
     /// channels/classes, [`ModelError::Norm`] when a norm cannot be built.
     pub fn init(&self, device: &Device) -> Result<MobileNetV2, ModelError> {
+        Ok(self.init_lazy(device)?.initialized())
+    }
+
+    /// Like [`MobileNetV2Config::init`] without drawing the weights yet (see
+    /// [`NetworkConfig::init_lazy`](super::NetworkConfig::init_lazy)).
+    ///
+    /// # Errors
+    /// See [`MobileNetV2Config::init`].
+    pub fn init_lazy(&self, device: &Device) -> Result<MobileNetV2, ModelError> {
         if !(self.width_mult.is_finite() && self.width_mult > 0.0) {
             return Err(ModelError::InvalidConfig(format!(
                 "width_mult must be > 0, got {}",
@@ -158,8 +167,7 @@ impl MobileNetV2Config {
             features,
             classifier,
             in_channels: self.in_channels,
-        }
-        .initialized())
+        })
     }
 }
 

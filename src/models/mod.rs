@@ -12,6 +12,7 @@
 
 mod inspect;
 mod macs;
+pub use macs::Cost;
 mod mobilenet_v2;
 mod network;
 mod registry;

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::inspect::InitializeNow;
 use super::{
     MobileNetV2, MobileNetV2Config, ModelError, ResNet, ResNetConfig, ShuffleNetV2,
     ShuffleNetV2Config,
@@ -31,10 +32,21 @@ impl NetworkConfig {
     /// # Errors
     /// The family's [`ModelError`].
     pub fn init(&self, device: &Device) -> Result<Network, ModelError> {
+        Ok(self.init_lazy(device)?.initialized())
+    }
+
+    /// Builds the network without drawing its initial weights: each parameter is drawn on
+    /// first use, so counting parameters, layers and MACs costs nothing. Prefer
+    /// [`NetworkConfig::init`] for a model to run: it draws every weight at once, in a
+    /// fixed order, so a seeded model is reproducible whatever it is used for first.
+    ///
+    /// # Errors
+    /// The family's [`ModelError`].
+    pub fn init_lazy(&self, device: &Device) -> Result<Network, ModelError> {
         Ok(match self {
-            NetworkConfig::ResNet(c) => Network::ResNet(c.init(device)?),
-            NetworkConfig::MobileNetV2(c) => Network::MobileNetV2(c.init(device)?),
-            NetworkConfig::ShuffleNetV2(c) => Network::ShuffleNetV2(c.init(device)?),
+            NetworkConfig::ResNet(c) => Network::ResNet(c.init_lazy(device)?),
+            NetworkConfig::MobileNetV2(c) => Network::MobileNetV2(c.init_lazy(device)?),
+            NetworkConfig::ShuffleNetV2(c) => Network::ShuffleNetV2(c.init_lazy(device)?),
         })
     }
 
@@ -110,6 +122,16 @@ impl Network {
             Network::MobileNetV2(m) => m.try_forward(x),
             Network::ShuffleNetV2(m) => m.try_forward(x),
         }
+    }
+
+    /// Number of classes (outputs of the classifier).
+    pub fn num_classes(&self) -> usize {
+        let classifier = match self {
+            Network::ResNet(m) => &m.fc,
+            Network::MobileNetV2(m) => &m.classifier,
+            Network::ShuffleNetV2(m) => &m.classifier,
+        };
+        classifier.weight.lazy_shape()[1]
     }
 
     /// Like [`Network::try_forward`], panicking with the error's message.

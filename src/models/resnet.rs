@@ -243,6 +243,15 @@ impl ResNetConfig {
     /// [`ModelError::Norm`] when a norm cannot be built (e.g. groups that do not divide
     /// a layer's channels).
     pub fn init(&self, device: &Device) -> Result<ResNet, ModelError> {
+        Ok(self.init_lazy(device)?.initialized())
+    }
+
+    /// Like [`ResNetConfig::init`] without drawing the weights yet (see
+    /// [`NetworkConfig::init_lazy`](super::NetworkConfig::init_lazy)).
+    ///
+    /// # Errors
+    /// See [`ResNetConfig::init`].
+    pub fn init_lazy(&self, device: &Device) -> Result<ResNet, ModelError> {
         self.validate()?;
         let (kernel, stride) = match self.stem {
             Stem::Cifar => (3, 1),
@@ -292,8 +301,7 @@ impl ResNetConfig {
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: pytorch_linear(self.feature_channels(), self.num_classes, device),
             in_channels: self.in_channels,
-        }
-        .initialized())
+        })
     }
 
     fn block_init(

@@ -151,6 +151,15 @@ impl ShuffleNetV2Config {
     /// [`ModelError::InvalidConfig`] for zero channels or classes, [`ModelError::Norm`]
     /// when a norm cannot be built.
     pub fn init(&self, device: &Device) -> Result<ShuffleNetV2, ModelError> {
+        Ok(self.init_lazy(device)?.initialized())
+    }
+
+    /// Like [`ShuffleNetV2Config::init`] without drawing the weights yet (see
+    /// [`NetworkConfig::init_lazy`](super::NetworkConfig::init_lazy)).
+    ///
+    /// # Errors
+    /// See [`ShuffleNetV2Config::init`].
+    pub fn init_lazy(&self, device: &Device) -> Result<ShuffleNetV2, ModelError> {
         if self.in_channels == 0 || self.num_classes == 0 {
             return Err(ModelError::InvalidConfig(
                 "in_channels and num_classes must be at least 1".into(),
@@ -197,8 +206,7 @@ impl ShuffleNetV2Config {
             dropout: (self.size == ShuffleNetSize::X2_0).then(|| DropoutConfig::new(0.2).init()),
             classifier,
             in_channels: self.in_channels,
-        }
-        .initialized())
+        })
     }
 }
 

@@ -293,7 +293,7 @@ impl BatchNorm {
         let out = burn::tensor::module::batch_norm_train(input, weight, bias, self.eps);
         if let Some((rm, rv, nbt)) = update {
             let count = nbt.value_sync().to_device(&device).add_scalar(1.0);
-            nbt.update(count.clone().detach());
+            commit(nbt, count.clone());
             let n = per_channel as f64;
             let mean = out.mean.detach();
             let unbiased_var = out.variance.detach().mul_scalar(n / (n - 1.0));
@@ -313,11 +313,26 @@ impl BatchNorm {
                     )
                 }
             };
-            rm.update(new_mean.detach());
-            rv.update(new_var.detach());
+            commit(rm, new_mean);
+            commit(rv, new_var);
         }
         out.output
     }
+}
+
+/// Stores `value` in `state` and folds it into the state's current value at once.
+///
+/// Burn's [`RunningState::update`] only records the value for the calling thread; the
+/// state's value is brought up to date lazily, by the next `value_sync` on that thread or
+/// by [`Module::valid`]. Everything else that reads a module's tensors (record export,
+/// `save_safetensors`, module visitors and mappers) reads the state's value directly and
+/// would see the statistics of one step before. Folding at once makes every reader see
+/// the current statistics, whatever the mode. Several threads updating the same state
+/// (replicas sharing it) still have their pending updates averaged, as Burn does. This
+/// is bookkeeping on the host (a mutex and a tensor handle), not a device synchronisation.
+fn commit(state: &RunningState<Tensor<1>>, value: Tensor<1>) {
+    state.update(value.detach());
+    let _ = state.value_sync();
 }
 
 impl ModuleDisplay for BatchNorm {

@@ -54,6 +54,7 @@ pub fn evaluate_loader<M: ImageClassifier>(
     loader: &dyn DataLoader<ImageBatch>,
 ) -> Result<EvalResult, TrainError> {
     let model = model.valid();
+    let progress = crate::progress::Progress::new(loader.num_items() as u64, "img", "evaluating");
     let mut num_images = 0usize;
     let mut correct = 0usize;
     let mut loss_sum = 0f64;
@@ -74,6 +75,7 @@ pub fn evaluate_loader<M: ImageClassifier>(
         correct += hits as usize;
         loss_sum += loss.into_scalar::<f64>() * n as f64;
         num_images += n;
+        progress.inc(n as u64);
     }
     Ok(EvalResult {
         num_images,

@@ -10,6 +10,9 @@
 
 mod config;
 mod evaluate;
+mod guard;
+mod lock;
+mod memory;
 mod metrics_csv;
 mod renderer;
 mod run;
@@ -19,11 +22,16 @@ mod track;
 
 pub use config::TrainConfig;
 pub use evaluate::{EvalResult, evaluate, evaluate_loader};
+pub use guard::{Divergence, DivergenceGuard};
+pub use lock::{LOCK_FILE, RunLock, holder};
+pub use memory::{
+    available_memory, check_batch_memory, estimate_batch_bytes, inference_batch_size,
+};
 pub use metrics_csv::{CSV_HEADER, EpochCsvLogger, EpochRow, read_metrics};
 pub use renderer::LineRenderer;
 pub use run::{
-    RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_split, resume,
-    sgd, train,
+    RunOptions, RunSummary, build_model, evaluate_run, files, last_checkpoint, load_run_config,
+    load_run_weights, load_split, resume, sgd, train,
 };
 pub use schedule::{EpochLrScheduler, Schedule};
 pub use step::{ImageClassifier, classification_output};
@@ -59,6 +67,53 @@ pub enum TrainError {
         /// The run directory.
         dir: PathBuf,
     },
+    /// Another process is writing the run directory.
+    #[error(
+        "{dir} is being written by another xbn run ({holder}); wait for it to finish, or choose another --output",
+        dir = .dir.display()
+    )]
+    RunLocked {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who holds the lock (process id and start time).
+        holder: String,
+    },
+    /// A batch that needs more memory than the machine has.
+    #[error(
+        "batch size {batch_size} needs about {needed_gib:.1} GiB of memory for {what} (estimate), \
+         but {available_gib:.1} GiB are available; lower --batch-size"
+    )]
+    BatchTooLarge {
+        /// The batch size.
+        batch_size: usize,
+        /// What the batch is for.
+        what: &'static str,
+        /// Estimated need, GiB.
+        needed_gib: f64,
+        /// Available memory, GiB.
+        available_gib: f64,
+    },
+    /// The training loss stopped being finite.
+    #[error(
+        "training diverged: the loss became {loss} at epoch {epoch}, step {iteration} \
+         (learning rate {lr}); {kept}. Start a new run with a lower --lr (e.g. {suggested})"
+    )]
+    Diverged {
+        /// The run directory.
+        dir: PathBuf,
+        /// Epoch of the first non-finite loss (from 1).
+        epoch: usize,
+        /// Step within that epoch (from 1).
+        iteration: usize,
+        /// The loss value.
+        loss: f64,
+        /// The learning rate of that epoch.
+        lr: f64,
+        /// What was kept of the run.
+        kept: String,
+        /// A learning rate 10× lower.
+        suggested: f64,
+    },
     /// `--resume` on a directory without a run.
     #[error("nothing to resume in {dir}: it has no config.json (start the run without --resume)")]
     NothingToResume {
@@ -72,6 +127,21 @@ pub enum TrainError {
     NotARun {
         /// The directory.
         dir: PathBuf,
+    },
+    /// The weights of a run that is still training are not written yet.
+    #[error(
+        "{missing} does not exist yet: {dir} is still being trained ({holder}); score one of \
+         its finished epochs with --checkpoint {dir}/checkpoint/model-N.bpk, or wait for the run to end",
+        missing = .missing.display(),
+        dir = .dir.display()
+    )]
+    StillTraining {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who trains it.
+        holder: String,
+        /// The weights file asked for.
+        missing: PathBuf,
     },
     /// A `config.json` that cannot be parsed.
     #[error("{path}: not a valid xbn run configuration ({reason})")]

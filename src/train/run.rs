@@ -1,6 +1,5 @@
 //! A training run: run directory, burn-train `Learner`, checkpoints, resume, final score.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use burn::data::dataset::Dataset;
@@ -13,13 +12,16 @@ use burn::tensor::Device;
 use burn::train::checkpoint::{Checkpoint, FileCheckpointer};
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
 use serde::{Deserialize, Serialize};
 
 use super::metrics_csv::{EpochCsvLogger, EpochRow, read_metrics, truncate_metrics};
 use super::renderer::LineRenderer;
 use super::track::{EsmTracker, plot_over_epochs, truncate_esm_epochs};
-use super::{EpochLrScheduler, EvalResult, TrainConfig, TrainError, evaluate};
+use super::{
+    DivergenceGuard, EpochLrScheduler, EvalResult, RunLock, TrainConfig, TrainError,
+    check_batch_memory, estimate_batch_bytes, evaluate, inference_batch_size,
+};
 use crate::checkpoint::save_safetensors;
 use crate::data::{DataError, DataLocator, ImageDataset, Split, eval_loader, train_loader};
 use crate::esm::EsmError;
@@ -138,27 +140,75 @@ pub fn last_checkpoint(checkpoint_dir: &Path) -> Option<usize> {
 /// Trains the configured network with burn-train's `Learner` and scores it: a new run in
 /// `options.run_dir`.
 ///
-/// Everything that can fail on the user's input (configuration, backend, data, model) is
-/// checked before the run directory is written, so a failed start leaves nothing behind.
-/// The run directory then receives `config.json`, `metrics.csv` (a row per epoch),
-/// burn-train's checkpoints and logs, `model.safetensors` (the final weights, PyTorch
-/// names) and `final.json` (the test score in inference mode). SGD uses PyTorch's
-/// semantics (momentum with dampening 0, L2 weight decay on every parameter).
+/// Everything that can fail on the user's input (configuration, backend, data, model,
+/// batch size against the data and the memory) is checked before the run directory is
+/// written. The run then holds the directory's exclusive lock ([`RunLock`]) until it
+/// returns, so a second writer fails instead of mixing two runs. A run that fails before
+/// its first checkpoint (e.g. its loss diverges in the first epoch) removes what it wrote,
+/// so a failed start leaves no run behind. The run directory receives `config.json`,
+/// `metrics.csv` (a row per epoch), burn-train's checkpoints and logs, `model.safetensors`
+/// (the final weights, PyTorch names) and `final.json` (the test score in inference mode).
+/// SGD uses PyTorch's semantics (momentum with dampening 0, L2 weight decay on every
+/// parameter).
 ///
 /// # Errors
-/// [`TrainError::RunExists`] when `run_dir` already holds a run (use [`resume`]), and any
+/// [`TrainError::RunExists`] when `run_dir` already holds a run (use [`resume`]),
+/// [`TrainError::RunLocked`] when another process is writing it,
+/// [`TrainError::Diverged`] when the training loss stops being finite, and any
 /// configuration, data, model, training or checkpoint error.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, TrainError> {
     let run_dir = &options.run_dir;
+    refuse_existing_run(run_dir)?;
+    let prepared = prepare(config, &options.locator)?;
+    let created = !run_dir.exists();
+    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    let before = dir_entries(run_dir);
+    let lock = RunLock::acquire(run_dir)?;
+    // Checked again under the lock: another process may have started a run meanwhile.
+    refuse_existing_run(run_dir)?;
+    let result = config
+        .save(&run_dir.join(files::CONFIG))
+        .and_then(|()| run(config, prepared, run_dir, None));
+    if result.is_err() && last_checkpoint(&run_dir.join(files::CHECKPOINTS)).is_none() {
+        remove_failed_start(run_dir, &before, created);
+    }
+    drop(lock);
+    result
+}
+
+fn refuse_existing_run(run_dir: &Path) -> Result<(), TrainError> {
     if run_dir.join(files::CONFIG).exists() || run_dir.join(files::CHECKPOINTS).exists() {
         return Err(TrainError::RunExists {
-            dir: run_dir.clone(),
+            dir: run_dir.to_path_buf(),
         });
     }
-    let prepared = prepare(config, &options.locator)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    config.save(&run_dir.join(files::CONFIG))?;
-    run(config, prepared, run_dir, None)
+    Ok(())
+}
+
+fn dir_entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.file_name())).collect())
+        .unwrap_or_default()
+}
+
+/// Removes what a run that failed before its first checkpoint wrote into `run_dir`
+/// (everything that was not there before it started, and the directory itself if the run
+/// created it), so the same command can be run again.
+fn remove_failed_start(run_dir: &Path, before: &[std::ffi::OsString], created: bool) {
+    if created {
+        let _ = std::fs::remove_dir_all(run_dir);
+        return;
+    }
+    for name in dir_entries(run_dir) {
+        if before.contains(&name) || name == super::LOCK_FILE {
+            continue;
+        }
+        let path = run_dir.join(&name);
+        let _ = match path.is_dir() {
+            true => std::fs::remove_dir_all(&path),
+            false => std::fs::remove_file(&path),
+        };
+    }
 }
 
 /// Continues the run in `options.run_dir` from its newest complete checkpoint, with the
@@ -166,19 +216,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
 /// folder recorded there is used unless `options.locator` names one). A run killed
 /// mid-epoch redoes that epoch; a run killed before its first checkpoint starts over.
 /// The data order after a resume is not the one an uninterrupted run would have seen (the
-/// shuffling and augmentation streams restart from the seed).
+/// shuffling and augmentation streams restart from the seed). Holds the directory's lock
+/// like [`train`]; nothing of the run is ever removed.
 ///
 /// # Errors
-/// [`TrainError::NothingToResume`] when the directory holds no `config.json`, and any
-/// data, model, training or checkpoint error.
+/// [`TrainError::NothingToResume`] when the directory holds no `config.json`,
+/// [`TrainError::RunLocked`] when another process is writing it, and any data, model,
+/// training or checkpoint error.
 pub fn resume(options: &RunOptions) -> Result<RunSummary, TrainError> {
     let run_dir = &options.run_dir;
     let config_path = run_dir.join(files::CONFIG);
-    if !config_path.is_file() {
+    if !config_path.exists() {
         return Err(TrainError::NothingToResume {
             dir: run_dir.clone(),
         });
     }
+    let _lock = RunLock::acquire(run_dir)?;
     let config = TrainConfig::load(&config_path)?;
     let prepared = prepare(&config, &options.locator)?;
     let epoch = last_checkpoint(&run_dir.join(files::CHECKPOINTS));
@@ -210,12 +263,37 @@ fn prepare(config: &TrainConfig, locator: &DataLocator) -> Result<Prepared, Trai
     let device = config.backend.device()?;
     let train_set = load_split(config, Split::Train, locator)?;
     let test_set = load_split(config, Split::Test, locator)?;
+    if config.batch_size > train_set.len() {
+        return Err(TrainError::InvalidConfig(format!(
+            "--batch-size {} is larger than the {} training images: lower it to at most {}",
+            config.batch_size,
+            train_set.len(),
+            train_set.len()
+        )));
+    }
     // Built before the seeded model, so its random draws do not shift the training's.
     let esm_template = match config.track_esm {
         true => Some(config.network()?.init(&device)?),
         false => None,
     };
     let model = build_model(config, &device)?;
+    if config.track_esm && crate::esm::batch_norm_states(&model).is_empty() {
+        return Err(TrainError::InvalidConfig(format!(
+            "--track-esm measures the BatchNorms of a model, and {} has none (every norm is \
+             batch-free); train without --track-esm",
+            config.model
+        )));
+    }
+    let shape = train_set.image_shape();
+    let needed = estimate_batch_bytes(&model, shape, config.batch_size, true);
+    check_batch_memory(config.backend, needed, config.batch_size, "a training step")?;
+    inference_batch_size(
+        &model,
+        config.backend,
+        shape,
+        config.batch_size,
+        test_set.len(),
+    )?;
     Ok(Prepared {
         device,
         train_set,
@@ -258,12 +336,15 @@ fn run(
     );
     let optim = sgd(config.momentum, config.weight_decay);
 
+    let interrupter = Interrupter::new();
+    let guard = DivergenceGuard::new(interrupter.clone(), keep + 1, iters_per_epoch);
     let loader_train = train_loader(
         train_set,
         config.dataset,
         config.augmentation.clone(),
         config.batch_size,
         config.seed,
+        Some(guard.watch()),
         &device,
     );
     let loader_test = eval_loader(test_set.clone(), config.dataset, config.batch_size, &device);
@@ -278,7 +359,8 @@ fn run(
             train_images,
             lr_of_epoch,
         ))
-        .num_epochs(config.epochs);
+        .num_epochs(config.epochs)
+        .with_interrupter(interrupter);
     training = if let Some(template) = esm_template {
         let checkpoints = run_dir.join(files::CHECKPOINTS);
         training.with_custom_checkpointers(
@@ -296,15 +378,35 @@ fn run(
     } else {
         training.with_default_checkpointers()
     };
-    if !std::io::stdout().is_terminal() {
-        // burn-train's dashboard needs a terminal; its plain fallback prints every batch.
-        training = training.renderer(Box::new(LineRenderer::new()));
-    }
+    // Instead of burn-train's full-screen dashboard, which clears itself at the end: lines
+    // per epoch that stay, and a bar on a terminal.
+    training = training.renderer(Box::new(LineRenderer::new()));
     if let Some(epoch) = resume_epoch {
         training = training.checkpoint(epoch);
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
     drop(result.renderer);
+    if let Some(d) = guard.divergence() {
+        let kept = match last_checkpoint(&run_dir.join(files::CHECKPOINTS)) {
+            Some(epoch) => format!(
+                "the checkpoint of epoch {epoch} is kept as it was ({}/model-{epoch}.bpk)",
+                run_dir.join(files::CHECKPOINTS).display()
+            ),
+            None => "no epoch had finished, so there is no checkpoint to keep".to_string(),
+        };
+        let lr = config
+            .schedule
+            .lr(config.lr, d.epoch.saturating_sub(1), config.epochs);
+        return Err(TrainError::Diverged {
+            dir: run_dir.to_path_buf(),
+            epoch: d.epoch,
+            iteration: d.iteration,
+            loss: d.loss,
+            lr,
+            kept,
+            suggested: config.lr / 10.0,
+        });
+    }
     if let Some(error) = result.error {
         return Err(TrainError::Learner(error.to_string()));
     }
@@ -379,19 +481,65 @@ pub fn evaluate_run(
     locator: &DataLocator,
     batch_size: usize,
 ) -> Result<EvalResult, TrainError> {
-    let config_path = run_dir.join(files::CONFIG);
-    if !config_path.is_file() {
-        return Err(TrainError::NotARun {
-            dir: run_dir.to_path_buf(),
-        });
-    }
-    let config = TrainConfig::load(&config_path)?;
+    let config = load_run_config(run_dir)?;
     let device = config.backend.device()?;
     let model = config.network()?.init(&device)?;
     let weights = checkpoint
         .map(Path::to_path_buf)
         .unwrap_or_else(|| run_dir.join(files::MODEL));
-    let model = crate::checkpoint::load_safetensors(model, &weights)?;
+    let model = load_run_weights(model, run_dir, &weights)?;
     let test_set = load_split(&config, Split::Test, locator)?;
+    let batch_size = inference_batch_size(
+        &model,
+        config.backend,
+        test_set.image_shape(),
+        batch_size,
+        test_set.len(),
+    )?;
     evaluate(&model, test_set, config.dataset, batch_size, &device)
+}
+
+/// The configuration of the run in `run_dir`.
+///
+/// # Errors
+/// [`TrainError::NotARun`] when it has no `config.json`; [`TrainError::Io`] when that
+/// cannot be read (e.g. it is a directory); [`TrainError::BadConfigFile`].
+pub fn load_run_config(run_dir: &Path) -> Result<TrainConfig, TrainError> {
+    let config_path = run_dir.join(files::CONFIG);
+    if !config_path.exists() {
+        return Err(TrainError::NotARun {
+            dir: run_dir.to_path_buf(),
+        });
+    }
+    TrainConfig::load(&config_path)
+}
+
+/// Loads `weights` (a run's `model.safetensors`, a checkpoint of it, or any compatible
+/// file) into `model`; a missing file of a run that is still training says so.
+///
+/// # Errors
+/// The [`CheckpointError`](crate::checkpoint::CheckpointError) of
+/// [`load_weights`](crate::checkpoint::load_weights), including non-finite weights.
+pub fn load_run_weights(
+    model: Network,
+    run_dir: &Path,
+    weights: &Path,
+) -> Result<Network, TrainError> {
+    use crate::checkpoint::{CheckpointError, HasFamily, LoadOptions, Naming, load_weights};
+    let options = LoadOptions {
+        family: Some(model.family()),
+        naming: Naming::Auto,
+        allow_partial: false,
+    };
+    match load_weights(model, weights, &options) {
+        Ok((model, _)) => Ok(model),
+        Err(CheckpointError::NotFound { path }) if super::holder(run_dir).is_some() => {
+            Err(TrainError::StillTraining {
+                dir: run_dir.to_path_buf(),
+                holder: super::holder(run_dir).unwrap_or_default(),
+                missing: path,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }

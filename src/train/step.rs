@@ -64,6 +64,9 @@ macro_rules! impl_classifier_steps {
 
             fn step(&self, batch: Self::Input) -> burn::train::TrainOutput<Self::Output> {
                 let item = $crate::train::classification_output(self, batch.images, batch.targets);
+                if let Some(watch) = &batch.loss_watch {
+                    watch.observe(&item.loss);
+                }
                 burn::train::TrainOutput::new(self, item.loss.backward(), item)
             }
         }

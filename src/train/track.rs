@@ -336,6 +336,7 @@ mod tests {
         EsmReport {
             layers: vec![layer(1), layer(2)],
             values_per_channel: 10.0,
+            untrained: vec![],
         }
     }
 

@@ -5,8 +5,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
+use xbn::norm::{Norm, NormConfig};
 
 /// Serialises the tests of one test binary that draw random numbers.
 ///
@@ -128,4 +132,48 @@ pub fn assert_close(actual: &[f32], expected: &[f32], what: &str) -> f64 {
     }
     println!("{what}: max error / max|expected| = {worst:.2e}");
     worst
+}
+
+/// A model written as a user would: Burn layers plus norms from xbn's factory. It has no
+/// ESM-specific code. Mirrors `TinyBnNet` of tools/gen_esm.py (module paths = PyTorch
+/// names).
+#[derive(Module, Debug)]
+pub struct TinyBnNet {
+    pub conv1: Conv2d,
+    pub bn1: Norm,
+    pub conv2: Conv2d,
+    pub bn2: Norm,
+    pub fc1: Linear,
+    pub bn3: Norm,
+    pub fc2: Linear,
+}
+
+impl TinyBnNet {
+    pub fn new(norm: &NormConfig, device: &Device) -> Self {
+        let conv = |i, o, s| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_stride([s, s])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(false)
+                .init(device)
+        };
+        Self {
+            conv1: conv(3, 8, 1),
+            bn1: norm.init(8, device).unwrap(),
+            conv2: conv(8, 16, 2),
+            bn2: norm.init(16, device).unwrap(),
+            fc1: LinearConfig::new(16, 12).init(device),
+            bn3: norm.init(12, device).unwrap(),
+            fc2: LinearConfig::new(12, 10).init(device),
+        }
+    }
+
+    /// `[N, 3, H, W]` → `[N, 10]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(self.bn2.forward(self.conv2.forward(x)));
+        let x = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
+        let x = relu(self.bn3.forward(self.fc1.forward(x)));
+        self.fc2.forward(x)
+    }
 }

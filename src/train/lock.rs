@@ -1,0 +1,108 @@
+//! One writer per run directory: an exclusive lock held for the whole run.
+//!
+//! `xbn train` (new runs and `--resume`) takes an exclusive OS file lock (`flock`, through
+//! [`std::fs::File::try_lock`]) on `<run>/xbn.lock` before it writes anything, and holds it
+//! until it returns. A second writer on the same directory fails at once with
+//! [`TrainError::RunLocked`] naming the holder (its process id and start time, written into
+//! the lock file). The operating system releases the lock when the holder exits, however it
+//! exits (a kill included), so a stale lock file left by a killed run is taken over by the
+//! next writer without any clean-up. The lock file is never deleted: deleting it would let
+//! two writers lock two different files.
+//!
+//! Readers (`xbn eval`, `xbn esm`) take no lock: every file xbn writes into a run directory
+//! is replaced atomically (temporary file and rename), so a reader sees a whole old or a
+//! whole new file. [`holder`] tells them whether a run is being trained.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::TrainError;
+
+/// Name of the lock file inside a run directory.
+pub const LOCK_FILE: &str = "xbn.lock";
+
+/// An exclusive lock on a run directory, released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the exclusive lock of `run_dir` (which must exist), without waiting, and writes
+    /// this process's id and the time into the lock file.
+    ///
+    /// # Errors
+    /// [`TrainError::RunLocked`] when another process (or another run in this process)
+    /// holds it; [`TrainError::Io`] when the lock file cannot be created.
+    pub fn acquire(run_dir: &Path) -> Result<Self, TrainError> {
+        let path = run_dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(TrainError::RunLocked {
+                    dir: run_dir.to_path_buf(),
+                    holder: read_holder(&mut file),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(TrainError::io(&path, e)),
+        }
+        let stamp = format!(
+            "pid {} since {} (unix time)\n",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        );
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(stamp.as_bytes()))
+            .and_then(|()| file.flush())
+            .map_err(|e| TrainError::io(&path, e))?;
+        Ok(Self { file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+fn read_holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.take(256).read_to_string(&mut text);
+    match text.trim() {
+        "" => "another process".to_string(),
+        t => t.to_string(),
+    }
+}
+
+/// Who is training the run in `run_dir` right now (the lock holder's description), or
+/// `None` when nobody holds its lock. Does not take or disturb the lock.
+pub fn holder(run_dir: &Path) -> Option<String> {
+    let path = run_dir.join(LOCK_FILE);
+    let mut file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(TryLockError::WouldBlock) => Some(read_holder(&mut file)),
+        Err(TryLockError::Error(_)) => None,
+    }
+}
