@@ -36,9 +36,9 @@ impl Progress {
             return Self { bar: None };
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let template = format!(
-            "{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}, {{per_sec}}, ETA {{eta}}"
-        );
+        // The bar takes the width the text leaves, so the line never wraps.
+        let template =
+            format!("{{msg}} [{{wide_bar}}] {{human_pos}}/{{human_len}} {unit}, ETA {{eta}}");
         let style = ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");

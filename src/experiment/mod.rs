@@ -238,7 +238,17 @@ fn run_one(
         .map(|c| table.batch(c, device).1)
         .collect();
     let mut epochs = Vec::new();
+    let progress = crate::progress::Progress::new(
+        config.epochs as u64,
+        "epochs",
+        format!(
+            "{kind} setting {setting} |S| = {} {}",
+            train_idx.len(),
+            model_kind.name()
+        ),
+    );
     for epoch in 1..=config.epochs {
+        progress.inc(1);
         let (mut seen, mut wrong) = (0usize, 0usize);
         while seen < config.epoch_samples {
             if cursor >= order.len() {

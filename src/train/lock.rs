@@ -55,13 +55,10 @@ impl RunLock {
             }
             Err(TryLockError::Error(e)) => return Err(TrainError::io(&path, e)),
         }
-        let stamp = format!(
-            "pid {} since {} (unix time)\n",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let stamp = format!("pid {}, started {}\n", std::process::id(), utc(now));
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(stamp.as_bytes()))
@@ -80,6 +77,27 @@ impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
     }
+}
+
+/// `2026-12-02 10:41:09 UTC` for seconds since the Unix epoch (proleptic Gregorian).
+fn utc(secs: u64) -> String {
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 fn read_holder(file: &mut File) -> String {
@@ -104,5 +122,15 @@ pub fn holder(run_dir: &Path) -> Option<String> {
         }
         Err(TryLockError::WouldBlock) => Some(read_holder(&mut file)),
         Err(TryLockError::Error(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::utc(1_796_208_069), "2026-12-02 10:41:09 UTC");
     }
 }

@@ -96,7 +96,7 @@ pub enum TrainError {
     /// The training loss stopped being finite.
     #[error(
         "training diverged: the loss became {loss} at epoch {epoch}, step {iteration} \
-         (learning rate {lr}); {kept}. Start a new run with a lower --lr (e.g. {suggested})"
+         (learning rate {lr}); {kept}. Start a new run with a lower --lr (e.g. {suggested}, 10× lower)"
     )]
     Diverged {
         /// The run directory.
