@@ -2,10 +2,13 @@
 //! side by side with the PyTorch reference benchmark `pytorch_anchor.py` (its section b:
 //! ResNet-20, option-A shortcuts, XBN-P2 with GN(min(64, C)); a training step is forward,
 //! cross-entropy, backward and an SGD update with momentum 0.9 and weight decay 5e-4 at
-//! batch 128; inference is batch 256 in eval mode; inputs 3×32×32. Norms: its section e,
-//! forward + backward on [64, 64, 32, 32]).
+//! batch 128; inference is batch 256 in eval mode; inputs 3×32×32. Norms: forward +
+//! backward from a gradient of ones on [64, 64, 32, 32], and forward alone).
 //!
-//! Run: `cargo bench --bench resnet` (criterion prints time per iteration and images/s).
+//! The PyTorch side of every benchmark here is `tools/bench_pytorch.py` (same names);
+//! `python3 tools/side_by_side.py` runs both interleaved and prints the ratios.
+//!
+//! Run alone: `cargo bench --bench resnet` (criterion prints time per iteration and images/s).
 
 use std::time::Duration;
 
@@ -90,18 +93,41 @@ fn norms(c: &mut Criterion) {
     for (name, cfg) in [
         ("batchnorm_train", NormConfig::batch()),
         ("groupnorm_g32", NormConfig::group(32)),
+        ("groupnorm_g64", NormConfig::group(64)),
     ] {
         let norm = cfg.init(64, &device).unwrap();
+        // Backward from a gradient of ones (`y.backward()`), as tools/bench_pytorch.py
+        // does with `y.backward(torch.ones_like(y))`.
         group.bench_function(name, |b| {
             b.iter(|| {
-                let y = norm.forward(x.clone());
-                let grads = y.sum().backward();
-                let _: f32 = x.grad(&grads).unwrap().sum().into_scalar();
+                let grads = norm.forward(x.clone()).backward();
+                std::hint::black_box(x.grad(&grads).unwrap());
             })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, train_step, inference, norms);
+fn norms_forward(c: &mut Criterion) {
+    xbn::malloc::tune_malloc();
+    let device = Device::flex();
+    let x = Tensor::<4>::random([64, 64, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let mut group = c.benchmark_group("norm_fwd_64x64x32x32");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4));
+    // Inference: BatchNorm with its running statistics, GroupNorm as in training.
+    for (name, cfg) in [
+        ("batchnorm_eval", NormConfig::batch()),
+        ("groupnorm_g32", NormConfig::group(32)),
+    ] {
+        let norm = cfg.init(64, &device).unwrap().valid();
+        group.bench_function(name, |b| {
+            b.iter(|| std::hint::black_box(norm.forward(x.clone())))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, inference, norms, norms_forward);
 criterion_main!(benches);

@@ -132,6 +132,7 @@ fn run(args: &Args) -> Result<Vec<(Placement, f64, usize, f64)>, xbn::Error> {
         let loader = train_loader(train_set.clone(), kind, None, args.batch_size, 0, None, &ad);
         let mut steps = 0;
         while steps < args.steps {
+            let before = steps;
             for batch in loader.iter() {
                 let batch = batch.map_err(|e| xbn::train::TrainError::Batch(e.to_string()))?;
                 let loss = CrossEntropyLossConfig::new()
@@ -143,6 +144,12 @@ fn run(args: &Args) -> Result<Vec<(Placement, f64, usize, f64)>, xbn::Error> {
                 if steps == args.steps {
                     break;
                 }
+            }
+            if steps == before {
+                return Err(xbn::train::TrainError::InvalidConfig(
+                    "the training set gave no batch".into(),
+                )
+                .into());
             }
         }
         let score = evaluate(&model, test_set.clone(), kind, 256, &device)?;

@@ -234,7 +234,78 @@ fn same_weights_same_logits_on_every_backend() {
         assert!(worst < 1e-4, "{name}: {worst}");
         seen += 1;
     }
-    assert_eq!(seen, if cfg!(feature = "ndarray") { 2 } else { 1 });
+    assert_eq!(seen, compiled_backends());
+}
+
+/// 1 (flex) plus each optional backend compiled in.
+fn compiled_backends() -> usize {
+    1 + [
+        cfg!(feature = "ndarray"),
+        cfg!(feature = "wgpu"),
+        cfg!(feature = "tch"),
+        cfg!(feature = "cuda"),
+    ]
+    .iter()
+    .filter(|&&on| on)
+    .count()
+}
+
+/// A training step (forward, cross-entropy, backward, SGD) of ResNet-20 with option-A
+/// shortcuts (the strided subsampling whose backward burn-tch could not do) and XBN-P2
+/// gives the same loss and the same updated model on every compiled backend.
+#[test]
+fn a_training_step_is_the_same_on_every_backend() {
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Int, TensorData};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("init.safetensors");
+    let config = ResNetConfig::cifar(20)
+        .unwrap()
+        .with_norm_plan(xbn_plan(Placement::XbnP2));
+    let flex = Device::flex();
+    save_safetensors(&config.init(&flex).unwrap(), &path).unwrap();
+    let x: Tensor<4> = Tensor::random([4, 3, 16, 16], Distribution::Normal(0.5, 1.5), &flex);
+    let input = x.to_data();
+    let labels = TensorData::new(vec![1i64, 7, 3, 3], [4]);
+    let mut results: Vec<(&str, Vec<f32>, Vec<f32>)> = Vec::new();
+    for (name, device) in devices() {
+        let ad = device.clone().autodiff();
+        let model = load_safetensors(config.init(&ad).unwrap(), &path).unwrap();
+        let targets = Tensor::<1, Int>::from_data(labels.clone(), &ad);
+        let out = xbn::train::classification_output(
+            &model,
+            Tensor::from_data(input.clone(), &ad),
+            targets,
+        );
+        let loss = to_vec(out.loss.clone());
+        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let model = xbn::train::sgd(0.9, 5e-4).step(0.1, model, grads).valid();
+        let after = to_vec(model.forward(Tensor::from_data(input.clone(), &device)));
+        assert!(
+            loss[0].is_finite() && after.iter().all(|v| v.is_finite()),
+            "{name}"
+        );
+        results.push((name, loss, after));
+    }
+    let (_, loss0, after0) = &results[0];
+    for (name, loss, after) in &results[1..] {
+        assert!(
+            (loss[0] - loss0[0]).abs() < 1e-4 * loss0[0].abs().max(1.0),
+            "{name} loss"
+        );
+        let scale = after0.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let worst = after
+            .iter()
+            .zip(after0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3 * scale, "{name}: {worst} (scale {scale})");
+        println!(
+            "{name}: loss {:.6} (flex {:.6}), outputs after the step within {worst:.2e}",
+            loss[0], loss0[0]
+        );
+    }
+    assert_eq!(results.len(), compiled_backends());
 }
 
 #[test]

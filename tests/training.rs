@@ -820,6 +820,23 @@ fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
     }
     assert!(e.to_string().contains("lower --lr"), "{e}");
     assert!(!tmp.path().join("first").exists());
+    // In a folder that existed before, only the run's own files go; the user's stay.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "keep me").unwrap();
+    let e = train(&config, &options("mine")).unwrap_err();
+    assert!(matches!(e, TrainError::Diverged { epoch: 1, .. }), "{e}");
+    let left: Vec<String> = std::fs::read_dir(&mine)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(left.contains(&"notes.txt".to_string()), "{left:?}");
+    assert!(!mine.join(files::CONFIG).exists() && !mine.join(files::METRICS).exists());
+    // The corrected command runs in the same place.
+    let mut fixed = config.clone();
+    fixed.lr = 0.01;
+    fixed.epochs = 1;
+    train(&fixed, &options("mine")).unwrap();
 
     // Epoch 1 at lr 0.01, epoch 2 at 1e30.
     config.lr = 0.01;

@@ -2,8 +2,9 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
+use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::ops::PadMode;
-use burn::tensor::{Device, Tensor, s};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv::conv;
@@ -111,9 +112,15 @@ impl ZeroPad {
     /// # Shapes
     /// `[N, C, H, W]` → `[N, pad_front + C + pad_back, ceil(H / s), ceil(W / s)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let s = self.stride as isize;
-        let x = if s > 1 {
-            x.slice(s![.., .., ..;s, ..;s])
+        // Every `stride`-th row and column: a 1×1 average pool with that stride is exactly
+        // the strided slice `x[:, :, ::s, ::s]`, and its backward works on every backend
+        // (burn-tch 0.22.1's backward of a strided slice calls `view(-1)` on a
+        // non-contiguous gradient and fails; reported upstream as the `slice_assign` bug).
+        let x = if self.stride > 1 {
+            burn::tensor::module::avg_pool2d(
+                x,
+                AvgPoolOptions::new([1, 1]).with_stride([self.stride, self.stride]),
+            )
         } else {
             x
         };

@@ -12,6 +12,7 @@ use crate::checkpoint::{HasFamily, LoadOptions, Naming, load_weights};
 use crate::data::{DataError, Preprocessing};
 use crate::models::{ModelName, Network};
 use crate::norm::NormConfig;
+use crate::progress::Progress;
 use crate::train::{files, load_run_config, load_run_weights};
 
 /// Options of `xbn predict`.
@@ -156,7 +157,9 @@ pub(super) fn run(args: PredictArgs) -> Result<(), crate::Error> {
     }
     let model = model.valid();
     let k = args.top_k.clamp(1, classes);
+    let progress = Progress::new(args.images.len() as u64, "images", "classifying");
     for path in &args.images {
+        progress.inc(1);
         let x = preprocessing.batch(&[path.as_path()], &device)?;
         let probs = softmax(model.try_forward(x)?, 1);
         let probs: Vec<f32> = probs
@@ -169,16 +172,18 @@ pub(super) fn run(args: PredictArgs) -> Result<(), crate::Error> {
             })?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        outln!("{}", path.display());
-        for (rank, &class) in order.iter().take(k).enumerate() {
-            let name = labels.as_ref().map(|l| l[class].as_str()).unwrap_or("");
-            outln!(
-                "  {:>2}. class {:>4}  p = {:.4}  {name}",
-                rank + 1,
-                class,
-                probs[class]
-            );
-        }
+        progress.suspend(|| {
+            outln!("{}", path.display());
+            for (rank, &class) in order.iter().take(k).enumerate() {
+                let name = labels.as_ref().map(|l| l[class].as_str()).unwrap_or("");
+                outln!(
+                    "  {:>2}. class {:>4}  p = {:.4}  {name}",
+                    rank + 1,
+                    class,
+                    probs[class]
+                );
+            }
+        });
     }
     Ok(())
 }

@@ -59,7 +59,8 @@ pub fn read_idx(path: &Path, expected_magic: u32) -> Result<(Vec<usize>, Vec<u8>
             ),
         });
     }
-    let mut bytes = Vec::with_capacity(header.total);
+    // Grown as the data inflates: a header may lie about the size (within the limit above).
+    let mut bytes = Vec::with_capacity(header.total.min(raw.len().saturating_mul(8)));
     bytes.extend_from_slice(&head);
     let rest = (header.total - head.len()) as u64 + 1;
     decoder

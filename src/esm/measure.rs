@@ -130,8 +130,8 @@ pub struct EsmReport {
     pub layers: Vec<EsmLayer>,
     /// Values per channel seen by the first layer (`N·H·W` summed over the data).
     pub values_per_channel: f64,
-    /// BatchNorms that never trained (`num_batches_tracked = 0`: running statistics at
-    /// their initial values). In a training loop of your own this means the batches were
+    /// BatchNorms that never trained (`num_batches_tracked = 0` and running statistics at
+    /// their initial values, mean 0 and variance 1). In a training loop of your own this means the batches were
     /// not on an autodiff device, or the model was switched with `valid()`: a BatchNorm
     /// trains only then (Burn's rule), and otherwise silently normalises with its initial
     /// statistics.
@@ -186,9 +186,14 @@ where
     if let Some(e) = recording.errors.first() {
         return Err(EsmError::Read(e.clone()));
     }
+    // A counter of 0 alone is not enough: checkpoints from before PyTorch 0.4.1 have none.
     let untrained = states
         .iter()
-        .filter(|s| s.num_batches_tracked == 0.0)
+        .filter(|s| {
+            s.num_batches_tracked == 0.0
+                && s.running_mean.iter().all(|&v| v == 0.0)
+                && s.running_var.iter().all(|&v| v == 1.0)
+        })
         .map(|s| s.path.clone())
         .collect();
     let mut layers: Vec<(usize, EsmLayer)> = Vec::new();

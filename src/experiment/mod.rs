@@ -248,7 +248,6 @@ fn run_one(
         ),
     );
     for epoch in 1..=config.epochs {
-        progress.inc(1);
         let (mut seen, mut wrong) = (0usize, 0usize);
         while seen < config.epoch_samples {
             if cursor >= order.len() {
@@ -310,6 +309,7 @@ fn run_one(
             }
             Err(e) => return Err(e.into()),
         };
+        progress.inc(1);
         epochs.push(EpochPoint {
             epoch,
             train_error: 100.0 * train_wrong as f64 / train_counted.max(1) as f64,

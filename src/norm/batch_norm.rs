@@ -146,8 +146,9 @@ impl BatchNormConfig {
 /// `running_var`, `num_batches_tracked` (stored as a one-element float tensor).
 ///
 /// Burn's own `BatchNorm` stores the biased variance in `running_var` and has no `affine`
-/// or `track_running_stats` options, which is why xbn has its own; the fused
-/// `batch_norm_train` primitive is reused.
+/// or `track_running_stats` options, which is why xbn has its own. On the flex backend the
+/// statistics, the normalisation and the backward run as fused kernels
+/// ([`fused`](super::fused)); elsewhere Burn's `batch_norm_train` primitive.
 #[derive(Module, Debug)]
 #[module(custom_display)]
 pub struct BatchNorm {
@@ -274,7 +275,7 @@ impl BatchNorm {
         let (weight, bias) = self.affine_params(&device);
         let mean = running_mean.value().to_device(&device);
         let var = running_var.value().to_device(&device);
-        burn::tensor::module::batch_norm(input, weight, bias, mean, var, self.eps)
+        super::fused::batch_norm_inference(input, weight, bias, mean, var, self.eps)
     }
 
     #[allow(clippy::type_complexity)]
@@ -290,13 +291,14 @@ impl BatchNorm {
     ) -> Tensor<D> {
         let device = input.device();
         let (weight, bias) = self.affine_params(&device);
-        let out = burn::tensor::module::batch_norm_train(input, weight, bias, self.eps);
+        let (output, mean, variance) =
+            super::fused::batch_norm_train(input, weight, bias, self.eps);
         if let Some((rm, rv, nbt)) = update {
             let count = nbt.value_sync().to_device(&device).add_scalar(1.0);
             commit(nbt, count.clone());
             let n = per_channel as f64;
-            let mean = out.mean.detach();
-            let unbiased_var = out.variance.detach().mul_scalar(n / (n - 1.0));
+            let mean = mean.detach();
+            let unbiased_var = variance.detach().mul_scalar(n / (n - 1.0));
             let old_mean = rm.value_sync().to_device(&device);
             let old_var = rv.value_sync().to_device(&device);
             let (new_mean, new_var) = match self.momentum {
@@ -316,7 +318,7 @@ impl BatchNorm {
             commit(rm, new_mean);
             commit(rv, new_var);
         }
-        out.output
+        output
     }
 }
 
@@ -327,9 +329,11 @@ impl BatchNorm {
 /// by [`Module::valid`]. Everything else that reads a module's tensors (record export,
 /// `save_safetensors`, module visitors and mappers) reads the state's value directly and
 /// would see the statistics of one step before. Folding at once makes every reader see
-/// the current statistics, whatever the mode. Several threads updating the same state
-/// (replicas sharing it) still have their pending updates averaged, as Burn does. This
-/// is bookkeeping on the host (a mutex and a tensor handle), not a device synchronisation.
+/// the current statistics, whatever the mode. With several threads updating one shared
+/// state (model replicas on several devices), each update is folded when it is made, so
+/// the state follows the replicas' updates in the order they happen rather than Burn's
+/// average of the pending ones. This is bookkeeping on the host (a mutex and a tensor
+/// handle), not a device synchronisation.
 fn commit(state: &RunningState<Tensor<1>>, value: Tensor<1>) {
     state.update(value.detach());
     let _ = state.value_sync();

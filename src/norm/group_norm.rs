@@ -146,22 +146,17 @@ impl GroupNorm {
     pub fn try_forward<const D: usize>(&self, input: Tensor<D>) -> Result<Tensor<D>, NormError> {
         let dims = input.dims();
         check_input(&dims, self.num_channels, "GroupNorm")?;
-        let n = dims[0];
-        let grouped = input.reshape([n as i64, self.num_groups as i64, -1]);
-        let mean = grouped.clone().mean_dim(2);
-        let centered = grouped.sub(mean);
-        let var = centered.clone().square().mean_dim(2);
-        let normalized = centered.div(var.add_scalar(self.eps).sqrt()).reshape(dims);
-        Ok(match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => {
-                let mut shape = [1usize; D];
-                shape[1] = self.num_channels;
-                normalized
-                    .mul(w.val().reshape(shape))
-                    .add(b.val().reshape(shape))
-            }
-            _ => normalized,
-        })
+        let (weight, bias) = match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => (Some(w.val()), Some(b.val())),
+            _ => (None, None),
+        };
+        Ok(super::fused::group_norm(
+            input,
+            weight,
+            bias,
+            self.num_groups,
+            self.eps,
+        ))
     }
 }
 

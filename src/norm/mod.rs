@@ -27,6 +27,7 @@
 mod batch_norm;
 mod check;
 mod config;
+pub mod fused;
 mod group_norm;
 
 pub use batch_norm::{BatchNorm, BatchNormConfig};

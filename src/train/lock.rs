@@ -9,9 +9,12 @@
 //! next writer without any clean-up. The lock file is never deleted: deleting it would let
 //! two writers lock two different files.
 //!
-//! Readers (`xbn eval`, `xbn esm`) take no lock: every file xbn writes into a run directory
-//! is replaced atomically (temporary file and rename), so a reader sees a whole old or a
-//! whole new file. [`holder`] tells them whether a run is being trained.
+//! Readers (`xbn eval`, `xbn esm`, `xbn predict`) take no lock and never write a file the
+//! training writes: xbn's own files (`config.json`, `model.safetensors`, `final.json`) are
+//! replaced atomically (temporary file and rename), so a reader sees a whole old or a whole
+//! new file; a burn-train checkpoint read while it is being written fails to load with a
+//! typed error rather than being misread. [`holder`] tells readers whether a run is being
+//! trained.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -45,15 +48,24 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| TrainError::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(TrainError::RunLocked {
-                    dir: run_dir.to_path_buf(),
-                    holder: read_holder(&mut file),
-                });
+        // A reader asking `holder` takes a shared lock for an instant: try a few times
+        // before concluding that another writer holds it.
+        let mut attempts = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if attempts < 10 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(TrainError::RunLocked {
+                        dir: run_dir.to_path_buf(),
+                        holder: read_holder(&mut file),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(TrainError::io(&path, e)),
             }
-            Err(TryLockError::Error(e)) => return Err(TrainError::io(&path, e)),
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

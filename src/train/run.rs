@@ -41,6 +41,32 @@ pub mod files {
     pub const CHECKPOINTS: &str = "checkpoint";
     /// Per-epoch, per-layer ESM on the test set (`--track-esm`).
     pub const ESM_EPOCHS: &str = "esm_epochs.csv";
+    /// Every file and folder a training run writes into its directory (besides the lock
+    /// file): xbn's, burn-train's (`experiment.log`, `train/`, `valid/`) and the
+    /// `--track-esm` outputs.
+    pub const WRITTEN: &[&str] = &[
+        CONFIG,
+        METRICS,
+        MODEL,
+        FINAL,
+        CHECKPOINTS,
+        ESM_EPOCHS,
+        "esm",
+        "experiment.log",
+        "train",
+        "valid",
+        "esm_mean_over_epochs.png",
+        "esm_mean_over_epochs.svg",
+        "esm_var_over_epochs.png",
+        "esm_var_over_epochs.svg",
+        "error_over_epochs.png",
+        "error_over_epochs.svg",
+        "esm_epochs.csv.tmp",
+        "config.json.tmp",
+        "metrics.csv.tmp",
+        "model.safetensors.tmp",
+        "final.json.tmp",
+    ];
 }
 
 /// Where a run is executed (not part of the run's configuration).
@@ -103,6 +129,12 @@ pub fn load_split(
         Some(dir) => dir,
         None => locator.locate_splits(config.dataset, &[split])?,
     };
+    let name = match split {
+        Split::Train => "training",
+        Split::Test => "test",
+    };
+    let _spinner =
+        crate::progress::Progress::spinner(format!("reading the {} {name} set", config.dataset));
     let dataset = ImageDataset::load(config.dataset, split, &dir)?;
     let limit = match split {
         Split::Train => config.train_limit,
@@ -162,16 +194,18 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary, T
     let prepared = prepare(config, &options.locator)?;
     let created = !run_dir.exists();
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    let before = dir_entries(run_dir);
     let lock = RunLock::acquire(run_dir)?;
     // Checked again under the lock: another process may have started a run meanwhile.
     refuse_existing_run(run_dir)?;
+    let mut start = FailedStart::new(run_dir, created);
     let result = config
         .save(&run_dir.join(files::CONFIG))
         .and_then(|()| run(config, prepared, run_dir, None));
-    if result.is_err() && last_checkpoint(&run_dir.join(files::CHECKPOINTS)).is_none() {
-        remove_failed_start(run_dir, &before, created);
+    if result.is_ok() {
+        start.disarm();
     }
+    // On an error or a panic, `start` removes what the run wrote, still under the lock.
+    drop(start);
     drop(lock);
     result
 }
@@ -185,29 +219,78 @@ fn refuse_existing_run(run_dir: &Path) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn dir_entries(dir: &Path) -> Vec<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| Some(e.ok()?.file_name())).collect())
-        .unwrap_or_default()
+/// Undoes a run that fails (with an error or a panic) before its first complete
+/// checkpoint, so the same command can run again in the same place: removes the files xbn
+/// and burn-train write into a run directory ([`files::WRITTEN`]) that were not there
+/// before, and the directory itself if the run created it and nothing else is in it
+/// (it is first renamed aside, so a new run can create the directory anew meanwhile; the
+/// lock file goes with it). Files of anyone else are never touched.
+struct FailedStart {
+    run_dir: PathBuf,
+    /// Which of [`files::WRITTEN`] existed before the run (`None`: unknown, no clean-up).
+    before: Option<Vec<&'static str>>,
+    created: bool,
+    armed: bool,
 }
 
-/// Removes what a run that failed before its first checkpoint wrote into `run_dir`
-/// (everything that was not there before it started, and the directory itself if the run
-/// created it), so the same command can be run again.
-fn remove_failed_start(run_dir: &Path, before: &[std::ffi::OsString], created: bool) {
-    if created {
-        let _ = std::fs::remove_dir_all(run_dir);
-        return;
-    }
-    for name in dir_entries(run_dir) {
-        if before.contains(&name) || name == super::LOCK_FILE {
-            continue;
+impl FailedStart {
+    fn new(run_dir: &Path, created: bool) -> Self {
+        let before = files::WRITTEN
+            .iter()
+            .map(|&name| match run_dir.join(name).try_exists() {
+                Ok(exists) => Some(exists.then_some(name)),
+                Err(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|names| names.into_iter().flatten().collect());
+        Self {
+            run_dir: run_dir.to_path_buf(),
+            before,
+            created,
+            armed: true,
         }
-        let path = run_dir.join(&name);
-        let _ = match path.is_dir() {
-            true => std::fs::remove_dir_all(&path),
-            false => std::fs::remove_file(&path),
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    fn remove_written(&self, dir: &Path, before: &[&str]) {
+        for name in files::WRITTEN.iter().filter(|n| !before.contains(n)) {
+            let path = dir.join(name);
+            let _ = match path.is_dir() {
+                true => std::fs::remove_dir_all(&path),
+                false => std::fs::remove_file(&path),
+            };
+        }
+    }
+}
+
+impl Drop for FailedStart {
+    fn drop(&mut self) {
+        let Some(before) = &self.before else {
+            return;
         };
+        if !self.armed || last_checkpoint(&self.run_dir.join(files::CHECKPOINTS)).is_some() {
+            return;
+        }
+        if !self.created {
+            self.remove_written(&self.run_dir, before);
+            return;
+        }
+        let mut aside = self.run_dir.as_os_str().to_owned();
+        aside.push(format!(".failed-{}", std::process::id()));
+        let aside = PathBuf::from(aside);
+        if std::fs::rename(&self.run_dir, &aside).is_err() {
+            self.remove_written(&self.run_dir, before);
+            return;
+        }
+        self.remove_written(&aside, before);
+        let _ = std::fs::remove_file(aside.join(super::LOCK_FILE));
+        if std::fs::remove_dir(&aside).is_err() && !self.run_dir.exists() {
+            // Someone else's files are in it: put it back.
+            let _ = std::fs::rename(&aside, &self.run_dir);
+        }
     }
 }
 
@@ -533,13 +616,14 @@ pub fn load_run_weights(
     };
     match load_weights(model, weights, &options) {
         Ok((model, _)) => Ok(model),
-        Err(CheckpointError::NotFound { path }) if super::holder(run_dir).is_some() => {
-            Err(TrainError::StillTraining {
+        Err(CheckpointError::NotFound { path }) => match super::holder(run_dir) {
+            Some(holder) => Err(TrainError::StillTraining {
                 dir: run_dir.to_path_buf(),
-                holder: super::holder(run_dir).unwrap_or_default(),
+                holder,
                 missing: path,
-            })
-        }
+            }),
+            None => Err(CheckpointError::NotFound { path }.into()),
+        },
         Err(e) => Err(e.into()),
     }
 }

@@ -23,14 +23,27 @@ pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The CPU backends compiled into this test build: flex always, ndarray with
-/// `--features ndarray` (the README's test command enables it).
+/// Every backend compiled into this test build: flex always, ndarray with
+/// `--features ndarray` (the README's test command enables it), and wgpu, tch and cuda with
+/// their features (`tools/backend_tests.sh` runs the suite that way). wgpu takes its default
+/// device (a GPU, or a CPU through Mesa's lavapipe; `CUBECL_WGPU_DEFAULT_DEVICE` overrides
+/// it), tch the LibTorch CPU device, cuda device 0.
 pub fn devices() -> Vec<(&'static str, Device)> {
     #[allow(unused_mut)]
     let mut devices = vec![("flex", Device::flex())];
     #[cfg(feature = "ndarray")]
     #[allow(deprecated)]
     devices.push(("ndarray", Device::ndarray()));
+    #[cfg(feature = "wgpu")]
+    devices.push((
+        "wgpu",
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+    ));
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    devices.push(("tch", Device::libtorch()));
+    #[cfg(feature = "cuda")]
+    devices.push(("cuda", Device::cuda(0)));
     devices
 }
 
