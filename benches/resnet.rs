@@ -70,7 +70,8 @@ fn inference(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(n as u64));
     for placement in [Placement::Bn, Placement::XbnP2] {
-        let model = resnet20(placement, &device).valid();
+        // As `xbn eval` runs it: BatchNorm folded into the convolutions.
+        let (model, _) = resnet20(placement, &device).valid().fold_batch_norms();
         group.bench_function(BenchmarkId::from_parameter(placement), |b| {
             b.iter(|| {
                 let _: f32 = model.forward(x.clone()).sum().into_scalar();

@@ -219,11 +219,37 @@ fn parity(case: &str, device: &Device) -> f32 {
         expected.iter().all(|v| v.abs() < 10.0),
         "{case}: logits of order one expected"
     );
-    logits
+    // BatchNorm folded into the convolutions (inference): the same logits.
+    let batch_norms = model
+        .norm_layers()
         .iter()
-        .zip(expected)
+        .filter(|n| !n.is_batch_free())
+        .count();
+    let (folded, n) = model.valid().fold_batch_norms();
+    assert_eq!(n, batch_norms, "{case}: every BatchNorm is folded");
+    assert!(folded.norm_layers().iter().all(|n| n.is_batch_free()));
+    let folded_logits = to_vec(folded.forward(io.tensor::<4>("input", device)));
+    let scale = logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let fold_error = logits
+        .iter()
+        .zip(&folded_logits)
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max)
+        / scale;
+    println!(
+        "{case}: {n} BatchNorms folded, max |folded - unfolded| / max|logits| = {fold_error:.2e}"
+    );
+    assert!(
+        fold_error <= 1e-5,
+        "{case}: folding changed the logits by {fold_error}"
+    );
+    let max_diff = |a: &[f32]| {
+        a.iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    };
+    max_diff(&logits).max(max_diff(&folded_logits))
 }
 
 #[test]
@@ -246,7 +272,7 @@ fn imported_pytorch_weights_give_pytorch_logits() {
     ] {
         for (name, device) in common::devices() {
             let err = parity(case, &device);
-            println!("{case}/{name}: max |logits - PyTorch| = {err:.2e}");
+            println!("{case}/{name}: max |logits - PyTorch| = {err:.2e} (unfolded and folded)");
             assert!(err <= 1e-4, "{case}/{name}: {err}");
         }
     }

@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def main():
             if not k.startswith("_"):
                 torch.setdefault(k, []).append(v["ms"])
         print(f"round {r + 1}/{args.rounds}: xbn", file=sys.stderr)
+        # Only this run's estimates are read.
+        shutil.rmtree(os.path.join(target, "criterion"), ignore_errors=True)
         _, _, other = run(cargo + ["--", "--noplot"], cwd=ROOT,
                           env={**os.environ, "RAYON_NUM_THREADS": str(args.threads)})
         load["xbn"].append(other)

@@ -155,7 +155,8 @@ pub(super) fn run(args: PredictArgs) -> Result<(), crate::Error> {
     if let Some(path) = &args.labels {
         labels = Some(read_labels(path, classes)?);
     }
-    let model = model.valid();
+    // Inference only: BatchNorm folded into the convolutions (the same outputs).
+    let (model, _) = model.valid().fold_batch_norms();
     let k = args.top_k.clamp(1, classes);
     let progress = Progress::new(args.images.len() as u64, "images", "classifying");
     for path in &args.images {

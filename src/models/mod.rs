@@ -10,8 +10,10 @@
 //!
 //! Every model is one type that runs on any Burn device.
 
+mod fold;
 mod inspect;
 mod macs;
+pub use fold::fold_conv_norm;
 pub use macs::Cost;
 mod mobilenet_v2;
 mod network;

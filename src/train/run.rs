@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use burn::data::dataset::Dataset;
 use burn::lr_scheduler::LrSchedulerRecord;
+use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{ModuleOptimizer, OptimizerRecord, SgdConfig};
@@ -552,7 +553,8 @@ pub fn build_model(config: &TrainConfig, device: &Device) -> Result<Network, Tra
 }
 
 /// Scores the weights of a finished run (or any `model.safetensors` with its
-/// `config.json`) on the test set of the run's dataset, in inference mode.
+/// `config.json`) on the test set of the run's dataset, in inference mode, with every
+/// BatchNorm folded into its convolution ([`Network::fold_batch_norms`]).
 ///
 /// # Errors
 /// [`TrainError::NotARun`] when `run_dir` has no `config.json`, a
@@ -570,7 +572,11 @@ pub fn evaluate_run(
     let weights = checkpoint
         .map(Path::to_path_buf)
         .unwrap_or_else(|| run_dir.join(files::MODEL));
-    let model = load_run_weights(model, run_dir, &weights)?;
+    // Inference only: BatchNorm folded into the convolutions (the same outputs, one pass
+    // fewer per layer).
+    let (model, _) = load_run_weights(model, run_dir, &weights)?
+        .valid()
+        .fold_batch_norms();
     let test_set = load_split(&config, Split::Test, locator)?;
     let batch_size = inference_batch_size(
         &model,
