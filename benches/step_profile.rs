@@ -13,8 +13,15 @@ use xbn::train::{classification_output, sgd};
 
 fn main() {
     xbn::malloc::tune_malloc();
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let placement: Placement = args.first().map_or("bn", String::as_str).parse().expect("bn or xbn-p2");
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let placement: Placement = args
+        .first()
+        .map_or("bn", String::as_str)
+        .parse()
+        .expect("bn or xbn-p2");
     let steps: usize = args.get(1).map_or(20, |s| s.parse().expect("a step count"));
     let device = Device::flex().autodiff();
     let n = 128;
@@ -35,5 +42,8 @@ fn main() {
         let _: f32 = out.loss.into_scalar();
     }
     let ms = 1e3 * start.elapsed().as_secs_f64() / steps as f64;
-    println!("{placement}: {steps} steps, {ms:.1} ms per step ({:.1} img/s)", n as f64 / ms * 1e3);
+    println!(
+        "{placement}: {steps} steps, {ms:.1} ms per step ({:.1} img/s)",
+        n as f64 / ms * 1e3
+    );
 }

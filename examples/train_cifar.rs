@@ -70,7 +70,7 @@ fn run(args: Args) -> Result<(RunSummary, Option<f64>), xbn::Error> {
     };
     let summary = train(&config, &options)?;
     println!(
-        "{model} on {}: test accuracy {:.2} % after {} epochs ({})",
+        "{model} on {}: test accuracy {:.2} % after {} epoch(s) ({})",
         args.dataset,
         summary.test.accuracy,
         args.epochs,

@@ -3,9 +3,9 @@
 PyTorch, in milliseconds per step: conv forward, conv backward (data and weight gradients),
 norms, element-wise, optimizer, autodiff bookkeeping, allocation and the rest.
 
-- xbn: `perf record` of `cargo bench --bench step_profile` (CPU samples of every thread),
-  each sample's function sorted into a category by its name; a category's share of the
-  samples times the measured wall time per step gives its milliseconds.
+- xbn: `perf record` (DWARF call stacks) of `cargo bench --bench step_profile` run on one
+  thread, each sample sorted by the innermost operation on its stack; a category's share of
+  the samples times the wall time per step (all threads) gives its milliseconds.
 - PyTorch: `torch.profiler` over the same step (the network of tools/bench_pytorch.py),
   self CPU time of every aten operator sorted into the same categories.
 
@@ -35,16 +35,35 @@ CATEGORIES = [
     "other",
 ]
 
-# xbn symbols (demangled Rust) -> category, first match wins.
-XBN_RULES = [
-    ("norms", r"xbn::norm::fused|batch_norm|group_norm"),
-    ("conv backward", r"conv_transpose|conv2d_weight|weight_grad|conv2d_x_backward|backward_data|col2im"),
-    ("conv forward", r"conv2d|im2col|gemm|matmul|conv_common"),
-    ("optimizer", r"burn_optim|sgd|Sgd|momentum|weight_decay"),
-    ("autodiff", r"burn_autodiff|Gradients|NodeRef|graph"),
-    ("allocation", r"malloc|free|memset|memcpy|mmap|munmap|alloc|page_fault|clear_page|__memset"),
-    ("element-wise", r"binary|unary|zip|scalar|relu|add|mul|sub|div|mask|copy_2d|pad|slice|pool|cast|expand|sum|mean|reduce"),
+# xbn: the innermost frame of a sample's stack that names an operation decides its category
+# (so a GEMM or a zero-fill inside a convolution counts for that convolution).
+XBN_OPS = [
+    ("norms", r"xbn::norm::fused"),
+    ("conv backward", r"conv_transpose|conv2d_weight_backward|conv2d_x_backward|weight_backward"),
+    ("conv forward", r"burn_flex::ops::conv::|ModuleOps.*::conv2d"),
+    ("optimizer", r"burn_optim::"),
+    ("element-wise", r"burn_flex::ops::(binary|unary|activation|pool|reduce|comparison|mask|"
+                     r"slice|cat|expand|float|repeat_dim|gather_scatter)|burn_flex::zip|copy_2d"),
 ]
+# Samples outside any operation.
+XBN_REST = [
+    ("allocation", r"malloc|_int_free|cfree|memset|page_fault|clear_page|mmap|munmap|alloc"),
+    ("autodiff", r"burn_autodiff"),
+]
+
+
+def classify_stack(frames):
+    """`frames`: function names from the leaf outwards."""
+    for frame in frames:
+        for category, pattern in XBN_OPS:
+            if re.search(pattern, frame):
+                return category
+    for category, pattern in XBN_REST:
+        if any(re.search(pattern, f) for f in frames[:3]) or (
+                category == "autodiff" and any(re.search(pattern, f) for f in frames)):
+            return category
+    return "other"
+
 
 # PyTorch operators -> category.
 TORCH_RULES = [
@@ -66,34 +85,29 @@ def categorize(name, rules):
 
 
 def xbn_breakdown(plan, steps):
-    bench = ["cargo", "bench", "--bench", "step_profile"]
-    subprocess.run(bench + ["--no-run"], cwd=ROOT, check=True, capture_output=True)
+    """Wall time per step with the usual threads; the split from a one-thread profile (so
+    every sample's stack reaches the operation that caused it)."""
+    built = subprocess.run(["cargo", "bench", "--bench", "step_profile", "--no-run"], cwd=ROOT,
+                           check=True, capture_output=True, text=True)
+    binary = re.search(r"\((\S*step_profile-[0-9a-f]+)\)", built.stderr).group(1)
+    binary = os.path.join(ROOT, binary) if not os.path.isabs(binary) else binary
+    run = subprocess.run([binary, plan, str(steps)], capture_output=True, text=True, check=True)
+    ms_per_step = float(re.search(r"([0-9.]+) ms per step", run.stdout).group(1))
+    counts = collections.Counter()
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perf.data")
-        run = subprocess.run(
-            ["perf", "record", "-F", "499", "-o", data, "--"] + bench + ["--", plan, str(steps)],
-            cwd=ROOT, capture_output=True, text=True, check=True)
-        line = [l for l in run.stdout.splitlines() if "ms per step" in l][-1]
-        ms_per_step = float(re.search(r"([0-9.]+) ms per step", line).group(1))
-        report = subprocess.run(
-            ["perf", "report", "-i", data, "--no-children", "--comm", "step_profile-*",
-             "--sort", "symbol", "--stdio", "-F", "overhead,sym"],
-            capture_output=True, text=True).stdout
-        if "%" not in report:  # the comm filter takes no wildcard on some perf versions
-            report = subprocess.run(
-                ["perf", "report", "-i", data, "--no-children", "--sort", "comm,symbol",
-                 "--stdio", "-F", "overhead,comm,sym"], capture_output=True, text=True).stdout
-            report = "\n".join(l for l in report.splitlines() if "step_profile" in l)
-    shares = collections.Counter()
-    total = 0.0
-    for line in report.splitlines():
-        m = re.match(r"\s*([0-9.]+)%\s+(?:\S+\s+)?\[[.k]\]\s+(.*)", line)
-        if not m:
-            continue
-        pct, sym = float(m.group(1)), m.group(2)
-        shares[categorize(sym, XBN_RULES)] += pct
-        total += pct
-    return ms_per_step, {k: ms_per_step * v / max(total, 1e-9) for k, v in shares.items()}
+        subprocess.run(["perf", "record", "-F", "199", "--call-graph", "dwarf,16384", "-o", data,
+                        "--", binary, plan, str(max(3, steps // 5))],
+                       capture_output=True, check=True,
+                       env={**os.environ, "RAYON_NUM_THREADS": "1"})
+        script = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym"],
+                                capture_output=True, text=True).stdout
+    for sample in script.split("\n\n"):
+        frames = [l.strip().split(None, 1)[1] for l in sample.splitlines() if len(l.split(None, 1)) == 2]
+        if frames:
+            counts[classify_stack(frames)] += 1
+    total = sum(counts.values())
+    return ms_per_step, {k: ms_per_step * v / max(total, 1) for k, v in counts.items()}
 
 
 def torch_breakdown(python, plan, steps):
@@ -144,9 +158,9 @@ def main():
     for c in CATEGORIES:
         print(f"| {c} | {x.get(c, 0.0):.1f} | {t.get(c, 0.0):.1f} |")
     print(f"| **step (wall)** | **{x_ms:.1f}** | **{t_ms:.1f}** |")
-    print("\nxbn: shares of CPU samples (both threads) times the wall time per step; PyTorch: "
-          "self CPU time of the operators on the calling thread (profiled steps), which "
-          "need not add up to the wall time.")
+    print("\nxbn: the shares of a one-thread `perf` profile times the wall time per step with "
+          "all threads; PyTorch: self CPU time of the operators on the calling thread "
+          "(torch.profiler), which need not add up to the wall time.")
 
 
 if __name__ == "__main__":
