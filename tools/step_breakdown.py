@@ -1,166 +1,149 @@
 #!/usr/bin/env python3
-"""One ResNet-20 training step (batch 128, 3×32×32, SGD) taken apart, xbn (flex) next to
-PyTorch, in milliseconds per step: conv forward, conv backward (data and weight gradients),
-norms, element-wise, optimizer, autodiff bookkeeping, allocation and the rest.
+"""One ResNet-20 training step (batch 128, 3×32×32, option-A shortcuts, SGD) taken apart,
+xbn (flex) next to PyTorch, in milliseconds per step, both measured the same way: each kind
+of operation timed on the step's own shapes (median of repeats), in one window:
 
-- xbn: `perf record` (DWARF call stacks) of `cargo bench --bench step_profile` run on one
-  thread, each sample sorted by the innermost operation on its stack; a category's share of
-  the samples times the wall time per step (all threads) gives its milliseconds.
-- PyTorch: `torch.profiler` over the same step (the network of tools/bench_pytorch.py),
-  self CPU time of every aten operator sorted into the same categories.
+- conv forward (19 convolutions), conv backward for the data (18: the stem's input needs no
+  gradient) and for the weights (19);
+- norms: forward and backward of the 19 norm layers;
+- element-wise: ReLU (19), residual additions (9), the two option-A shortcuts, the head
+  (average pool, linear, cross-entropy), forward and backward;
+- optimizer: a whole step minus the same step without the optimizer;
+- autodiff and the rest: the step without the optimizer minus the parts above (graph
+  bookkeeping, allocation, layout copies and whatever the isolated timings miss).
 
-Needs `perf` (Debian package linux-perf) and a python with torch.
+xbn: `cargo bench --bench step_breakdown -- PLAN REPEATS` (benches/step_breakdown.rs).
+PyTorch: the same list below, with `torch.ops.aten.convolution_backward` for the two conv
+gradients (what autograd calls).
 
-Usage: python3 tools/step_breakdown.py [--plan bn|xbn-p2] [--steps 30] [--python PY]
+Usage: python3 tools/step_breakdown.py [--plan bn|xbn-p2] [--repeats 10] [--threads 2]
+       [--python PY] [--backend flex|tch]   (PY: a python with torch; default this one)
 """
 
 import argparse
-import collections
+import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARTS = ["conv forward", "conv backward (data)", "conv backward (weight)", "norms",
+         "element-wise", "optimizer", "autodiff and the rest"]
 
-CATEGORIES = [
-    "conv forward",
-    "conv backward",
-    "norms",
-    "element-wise",
-    "optimizer",
-    "autodiff",
-    "allocation",
-    "other",
-]
-
-# xbn: the innermost frame of a sample's stack that names an operation decides its category
-# (so a GEMM or a zero-fill inside a convolution counts for that convolution).
-XBN_OPS = [
-    ("norms", r"xbn::norm::fused"),
-    ("conv backward", r"conv_transpose|conv2d_weight_backward|conv2d_x_backward|weight_backward"),
-    ("conv forward", r"burn_flex::ops::conv::|ModuleOps.*::conv2d"),
-    ("optimizer", r"burn_optim::"),
-    ("element-wise", r"burn_flex::ops::(binary|unary|activation|pool|reduce|comparison|mask|"
-                     r"slice|cat|expand|float|repeat_dim|gather_scatter)|burn_flex::zip|copy_2d"),
-]
-# Samples outside any operation.
-XBN_REST = [
-    ("allocation", r"malloc|_int_free|cfree|memset|page_fault|clear_page|mmap|munmap|alloc"),
-    ("autodiff", r"burn_autodiff"),
-]
-
-
-def classify_stack(frames):
-    """`frames`: function names from the leaf outwards."""
-    for frame in frames:
-        for category, pattern in XBN_OPS:
-            if re.search(pattern, frame):
-                return category
-    for category, pattern in XBN_REST:
-        if any(re.search(pattern, f) for f in frames[:3]) or (
-                category == "autodiff" and any(re.search(pattern, f) for f in frames)):
-            return category
-    return "other"
-
-
-# PyTorch operators -> category.
-TORCH_RULES = [
-    ("conv backward", r"convolution_backward"),
-    ("conv forward", r"convolution|conv2d|mkldnn_convolution"),
-    ("norms", r"batch_norm|group_norm"),
-    ("optimizer", r"Optimizer|_foreach|sgd"),
-    ("allocation", r"empty|zeros|zero_|resize|fill_"),
-    ("autodiff", r"autograd|AccumulateGrad|Backward0|backward$"),
-    ("element-wise", r"relu|threshold|add|mul|sub|div|pad|slice|copy|clone|mean|sum|softmax|nll|cross_entropy|adaptive_avg_pool|avg_pool|addmm|mm|t$|view|reshape|expand|cat"),
-]
-
-
-def categorize(name, rules):
-    for category, pattern in rules:
-        if re.search(pattern, name):
-            return category
-    return "other"
-
-
-def xbn_breakdown(plan, steps):
-    """Wall time per step with the usual threads; the split from a one-thread profile (so
-    every sample's stack reaches the operation that caused it)."""
-    built = subprocess.run(["cargo", "bench", "--bench", "step_profile", "--no-run"], cwd=ROOT,
-                           check=True, capture_output=True, text=True)
-    binary = re.search(r"\((\S*step_profile-[0-9a-f]+)\)", built.stderr).group(1)
-    binary = os.path.join(ROOT, binary) if not os.path.isabs(binary) else binary
-    run = subprocess.run([binary, plan, str(steps)], capture_output=True, text=True, check=True)
-    ms_per_step = float(re.search(r"([0-9.]+) ms per step", run.stdout).group(1))
-    counts = collections.Counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "perf.data")
-        subprocess.run(["perf", "record", "-F", "199", "--call-graph", "dwarf,16384", "-o", data,
-                        "--", binary, plan, str(max(3, steps // 5))],
-                       capture_output=True, check=True,
-                       env={**os.environ, "RAYON_NUM_THREADS": "1"})
-        script = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym"],
-                                capture_output=True, text=True).stdout
-    for sample in script.split("\n\n"):
-        frames = [l.strip().split(None, 1)[1] for l in sample.splitlines() if len(l.split(None, 1)) == 2]
-        if frames:
-            counts[classify_stack(frames)] += 1
-    total = sum(counts.values())
-    return ms_per_step, {k: ms_per_step * v / max(total, 1) for k, v in counts.items()}
-
-
-def torch_breakdown(python, plan, steps):
-    code = f"""
-import sys, time, json, torch, torch.nn.functional as F
-sys.path.insert(0, {os.path.join(ROOT, 'tools')!r})
+TORCH_CODE = r"""
+import json, statistics, sys, time, torch, torch.nn.functional as F
+sys.path.insert(0, TOOLS)
 from bench_pytorch import ResNet20, tune_malloc
 tune_malloc()
-torch.set_num_threads({os.cpu_count()})
-model = ResNet20({plan == 'xbn-p2'}).train()
+torch.set_num_threads(THREADS)
+N = 128
+xbn = PLAN == "xbn-p2"
+
+def t(f):
+    f()
+    times = []
+    for _ in range(REPEATS):
+        s = time.perf_counter(); f(); times.append(1e3 * (time.perf_counter() - s))
+    return statistics.median(times)
+
+convs = [(3, 16, 32, 1)] + [(16, 16, 32, 1)] * 6 + [(16, 32, 32, 2)] + [(32, 32, 16, 1)] * 5 \
+    + [(32, 64, 16, 2)] + [(64, 64, 8, 1)] * 5
+r = dict.fromkeys(["conv forward", "conv backward (data)", "conv backward (weight)", "norms",
+                   "element-wise"], 0.0)
+for i, (cin, cout, size, stride) in enumerate(convs):
+    out = size // stride
+    x, w, g = torch.randn(N, cin, size, size), torch.randn(cout, cin, 3, 3), torch.randn(N, cout, out, out)
+    with torch.no_grad():
+        r["conv forward"] += t(lambda: F.conv2d(x, w, None, stride, 1))
+        cb = lambda mask: torch.ops.aten.convolution_backward(
+            g, x, w, None, [stride] * 2, [1, 1], [1, 1], False, [0, 0], 1, mask)
+        r["conv backward (weight)"] += t(lambda: cb([False, True, False]))
+        if i > 0:
+            r["conv backward (data)"] += t(lambda: cb([True, False, False]))
+    gn = xbn and (i == 0 or i % 2 == 1)
+    mod = torch.nn.GroupNorm(min(64, cout), cout) if gn else torch.nn.BatchNorm2d(cout)
+    xn = torch.randn(N, cout, out, out)
+    def norm_step():
+        xr = xn.detach().requires_grad_()
+        y = mod(xr); y.backward(torch.ones_like(y))
+    r["norms"] += t(norm_step)
+    def relu_step():
+        xr = xn.detach().requires_grad_()
+        y = F.relu(xr); y.backward(torch.ones_like(y))
+    r["element-wise"] += t(relu_step)
+for c, size in [(16, 32), (32, 16), (64, 8)]:
+    a, b = torch.randn(N, c, size, size), torch.randn(N, c, size, size)
+    def add_step():
+        ar, br = a.detach().requires_grad_(), b.detach().requires_grad_()
+        y = ar + br; y.backward(torch.ones_like(y))
+    r["element-wise"] += 3 * t(add_step)
+for c, size in [(16, 32), (32, 16)]:
+    x = torch.randn(N, c, size, size)
+    def shortcut():
+        xr = x.detach().requires_grad_()
+        y = F.pad(xr[:, :, ::2, ::2], (0, 0, 0, 0, c // 2, c // 2)); y.backward(torch.ones_like(y))
+    r["element-wise"] += t(shortcut)
+fc = torch.nn.Linear(64, 10)
+labels = torch.arange(N) % 10
+xh = torch.randn(N, 64, 8, 8)
+def head():
+    xr = xh.detach().requires_grad_()
+    F.cross_entropy(fc(xr.mean((2, 3))), labels).backward()
+r["element-wise"] += t(head)
+model = ResNet20(xbn).train()
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-x, y = torch.randn(128, 3, 32, 32), torch.arange(128) % 10
+images = torch.randn(N, 3, 32, 32)
+def no_opt():
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(images), labels); loss.backward(); loss.item()
 def step():
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss.item()
-for _ in range(3): step()
-t = time.perf_counter()
-for _ in range({steps}): step()
-ms = 1e3 * (time.perf_counter() - t) / {steps}
-with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-    for _ in range({max(3, steps // 4)}): step()
-rows = [(e.key, e.self_cpu_time_total / 1e3 / {max(3, steps // 4)}) for e in prof.key_averages()]
-print(json.dumps({{"ms": ms, "rows": rows}}))
+    loss = F.cross_entropy(model(images), labels); loss.backward(); opt.step(); loss.item()
+without = t(no_opt)
+r["step"] = t(step)
+r["optimizer"] = r["step"] - without
+r["autodiff and the rest"] = without - sum(r[k] for k in ["conv forward", "conv backward (data)",
+    "conv backward (weight)", "norms", "element-wise"])
+print(json.dumps(r))
 """
+
+
+def xbn_side(plan, repeats, backend):
+    cmd = ["cargo", "bench", "--quiet", "--bench", "step_breakdown"]
+    if backend != "flex":
+        cmd += ["--features", backend]
+    cmd += ["--", plan, str(repeats), backend]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(re.search(r"^\{.*\}$", out, re.M).group(0))
+
+
+def torch_side(python, plan, repeats, threads):
+    code = (TORCH_CODE.replace("TOOLS", repr(os.path.join(ROOT, "tools")))
+            .replace("THREADS", str(threads)).replace("PLAN", repr(plan))
+            .replace("REPEATS", str(repeats)))
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
-    import json
-    data = json.loads(out.strip().splitlines()[-1])
-    cats = collections.Counter()
-    for name, ms in data["rows"]:
-        cats[categorize(name, TORCH_RULES)] += ms
-    return data["ms"], cats
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plan", default="bn", choices=["bn", "xbn-p2"])
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--backend", default="flex", choices=["flex", "tch"],
+                    help="xbn's backend (tch: run with the environment of tools/backend_tests.sh)")
     args = ap.parse_args()
-    x_ms, x = xbn_breakdown(args.plan, args.steps)
-    t_ms, t = torch_breakdown(args.python, args.plan, args.steps)
-    print(f"ResNet-20 {args.plan}, batch 128, one training step (ms)\n")
-    print("| part | xbn (flex) | PyTorch |")
-    print("|---|---|---|")
-    for c in CATEGORIES:
-        print(f"| {c} | {x.get(c, 0.0):.1f} | {t.get(c, 0.0):.1f} |")
-    print(f"| **step (wall)** | **{x_ms:.1f}** | **{t_ms:.1f}** |")
-    print("\nxbn: the shares of a one-thread `perf` profile times the wall time per step with "
-          "all threads; PyTorch: self CPU time of the operators on the calling thread "
-          "(torch.profiler), which need not add up to the wall time.")
+    x = xbn_side(args.plan, args.repeats, args.backend)
+    t = torch_side(args.python, args.plan, args.repeats, args.threads)
+    print(f"ResNet-20 {args.plan}, batch 128, one training step, ms ({args.threads} threads)\n")
+    print(f"| part | xbn ({args.backend}) | PyTorch | xbn / PyTorch |")
+    print("|---|---|---|---|")
+    for p in PARTS + ["step"]:
+        name = f"**{p} (wall)**" if p == "step" else p
+        ratio = x[p] / t[p] if t[p] > 0.05 else float("nan")
+        print(f"| {name} | {x[p]:.1f} | {t[p]:.1f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":
