@@ -8,8 +8,10 @@
 //! - norms: forward and backward of the 19 norm layers (xbn's fused kernels);
 //! - element-wise: ReLU (19), residual additions (9), the two option-A shortcuts and the
 //!   head (average pool, linear, cross-entropy), forward and backward;
-//! - optimizer: a whole step minus the same step without `optimizer.step`;
-//! - autodiff and the rest: the step without the optimizer minus all the parts above.
+//! - optimizer: `optimizer.step`, timed within each whole step;
+//! - autodiff and the rest: the step's forward and backward minus all the parts above (it
+//!   is negative where the isolated timings, each with cold caches and its own
+//!   allocations, add up to more than the same operations inside the step).
 //!
 //! `tools/step_breakdown.py` runs it next to the same breakdown of PyTorch.
 //! `cargo bench --bench step_breakdown -- [bn|xbn-p2] [REPEATS] [flex|tch]` (default bn, 10,
@@ -211,25 +213,35 @@ fn main() {
         .init(&device)
         .unwrap();
     let mut optim = sgd(0.9, 5e-4);
-    let without_optimizer = time_ms(repeats, || {
+    // Forward + backward and the optimizer step timed apart within each step.
+    let (mut fwd_bwd, mut optimizer, mut steps) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=repeats {
+        let start = Instant::now();
         let out = classification_output(&model, images.clone(), y.clone());
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-        drop(grads);
         let _: f32 = out.loss.into_scalar();
-    });
-    let step = time_ms(repeats, || {
-        let out = classification_output(&model, images.clone(), y.clone());
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-        model = optim.step(0.1, model.clone(), grads);
-        let _: f32 = out.loss.into_scalar();
-    });
+        let backward_done = Instant::now();
+        model = optim.step(0.1, model, grads);
+        sync(model.fc.weight.val());
+        let end = Instant::now();
+        if i > 0 {
+            fwd_bwd.push(1e3 * (backward_done - start).as_secs_f64());
+            optimizer.push(1e3 * (end - backward_done).as_secs_f64());
+            steps.push(1e3 * (end - start).as_secs_f64());
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (without_optimizer, optimizer, step) = (median(fwd_bwd), median(optimizer), median(steps));
     let parts = conv_fwd + conv_bwd_data + conv_bwd_weight + norms + elementwise;
     println!(
         "{{\"plan\": \"{placement}\", \"step\": {step:.2}, \"conv forward\": {conv_fwd:.2}, \
          \"conv backward (data)\": {conv_bwd_data:.2}, \"conv backward (weight)\": \
          {conv_bwd_weight:.2}, \"norms\": {norms:.2}, \"element-wise\": {elementwise:.2}, \
          \"optimizer\": {:.2}, \"autodiff and the rest\": {:.2}}}",
-        step - without_optimizer,
+        optimizer,
         without_optimizer - parts,
     );
 }
