@@ -1,5 +1,5 @@
 //! One ResNet-20 training step (batch 128, 3×32×32, option-A shortcuts, SGD) taken apart on
-//! flex, by timing each kind of operation on the step's own shapes:
+//! flex (or tch), by timing each kind of operation on the step's own shapes:
 //!
 //! - conv forward: `conv2d` of the 19 convolutions;
 //! - conv backward, data: the input gradient of the 18 convolutions whose input needs one
@@ -91,17 +91,17 @@ fn main() {
         .parse()
         .expect("bn or xbn-p2");
     let repeats: usize = args.get(1).map_or(10, |s| s.parse().expect("a count"));
-    let flex = backend(args.get(2).map_or("flex", String::as_str));
-    let device = flex.clone().autodiff();
+    let inner = backend(args.get(2).map_or("flex", String::as_str));
+    let device = inner.clone().autodiff();
     let convs = resnet20_convs();
 
     // Convolutions, on the inner backend (no autodiff bookkeeping).
     let (mut conv_fwd, mut conv_bwd_data, mut conv_bwd_weight) = (0.0, 0.0, 0.0);
     for (i, &(cin, cout, size, stride)) in convs.iter().enumerate() {
         let out = size / stride;
-        let x = random([N, cin, size, size], &flex);
-        let w = random([cout, cin, 3, 3], &flex);
-        let g = random([N, cout, out, out], &flex);
+        let x = random([N, cin, size, size], &inner);
+        let w = random([cout, cin, 3, 3], &inner);
+        let g = random([N, cout, out, out], &inner);
         let options = ConvOptions::new([stride, stride], [1, 1], [1, 1], 1);
         conv_fwd += time_ms(repeats, || {
             sync(conv2d(x.clone(), w.clone(), None, options.clone()))
@@ -193,13 +193,12 @@ fn main() {
     {
         let x = random([N, 64, 8, 8], &device);
         let fc = burn::nn::LinearConfig::new(64, 10).init(&device);
+        let cross_entropy = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
         elementwise += time_ms(repeats, || {
             let x = x.clone().require_grad();
             let pooled = x.clone().mean_dims(&[2, 3]).flatten::<2>(1, 3);
             let logits = fc.forward(pooled);
-            let loss = burn::nn::loss::CrossEntropyLossConfig::new()
-                .init(&device)
-                .forward(logits, y.clone());
+            let loss = cross_entropy.forward(logits, y.clone());
             let grads = loss.backward();
             sync(x.grad(&grads).expect("a gradient"));
         });
