@@ -3,7 +3,8 @@
 //!
 //! - conv forward: `conv2d` of the 19 convolutions;
 //! - conv backward, data: the input gradient of the 18 convolutions whose input needs one
-//!   (Burn computes it as `conv_transpose2d` of the output gradient, as timed here);
+//!   (the backend's `conv2d_x_backward`, timed as an autodiff forward + backward with only
+//!   the input tracked, minus the forward);
 //! - conv backward, weight: `conv2d_weight_backward` of the 19 convolutions;
 //! - norms: forward and backward of the 19 norm layers (xbn's fused kernels);
 //! - element-wise: ReLU (19), residual additions (9), the two option-A shortcuts and the
@@ -22,8 +23,8 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{avg_pool2d, conv_transpose2d, conv2d, conv2d_weight_backward};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, PadMode};
+use burn::tensor::module::{avg_pool2d, conv2d, conv2d_weight_backward};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, PadMode};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use xbn::blocks::{NormPlan, Placement};
 use xbn::models::ResNetConfig;
@@ -115,22 +116,20 @@ fn main() {
             ))
         });
         if i > 0 {
-            let padding_out = (size + 2 - 3) % stride;
-            let transpose = ConvTransposeOptions::new(
-                [stride, stride],
-                [1, 1],
-                [padding_out, padding_out],
-                [1, 1],
-                1,
-            );
-            conv_bwd_data += time_ms(repeats, || {
-                sync(conv_transpose2d(
-                    g.clone(),
-                    w.clone(),
-                    None,
-                    transpose.clone(),
-                ))
+            // The input gradient as autodiff computes it (the backend's
+            // `conv2d_x_backward`): a forward and backward with only `x` tracked, minus the
+            // forward on the inner device.
+            let xa = x.clone().autodiff();
+            let wa = w.clone().autodiff();
+            let forward_backward = time_ms(repeats, || {
+                let xa = xa.clone().require_grad();
+                let grads = conv2d(xa.clone(), wa.clone(), None, options.clone()).backward();
+                sync(xa.grad(&grads).expect("a gradient"));
             });
+            let forward = time_ms(repeats, || {
+                sync(conv2d(x.clone(), w.clone(), None, options.clone()))
+            });
+            conv_bwd_data += (forward_backward - forward).max(0.0);
         }
     }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the backend tests (golden norms, models with a training step on every backend, ESM
+# Runs the backend tests (golden norms, conv2d kernels, models with a training step on every backend, ESM
 # against PyTorch hooks, the zoo's logits parity) on the tch or wgpu backend, next to flex:
 #
 #   tools/backend_tests.sh tch     # LibTorch 2.9.1 from PyPI in a venv (6.7 GB: the CUDA
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:?usage: tools/backend_tests.sh tch|wgpu [cargo test arguments]}
 shift
-tests=(--test golden_norms --test models --test esm --test zoo)
+tests=(--test golden_norms --test conv_kernels --test models --test esm --test zoo)
 case "$backend" in
     tch)
         venv=${XBN_TORCH_VENV:-$HOME/.cache/xbn/torch-2.9}

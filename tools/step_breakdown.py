@@ -18,7 +18,7 @@ PyTorch: the same list below, with `torch.ops.aten.convolution_backward` for the
 gradients (what autograd calls).
 
 Usage: python3 tools/step_breakdown.py [--plan bn|xbn-p2] [--repeats 10] [--threads 2]
-       [--python PY] [--backend flex|tch]   (PY: a python with torch; default this one)
+       [--python PY] [--backend flex|tch] [--features F]   (PY: a python with torch; default this one)
 """
 
 import argparse
@@ -114,10 +114,11 @@ print(json.dumps(r))
 """
 
 
-def xbn_side(plan, repeats, backend):
+def xbn_side(plan, repeats, backend, features):
     cmd = ["cargo", "bench", "--quiet", "--bench", "step_breakdown"]
-    if backend != "flex":
-        cmd += ["--features", backend]
+    features = " ".join(f for f in [features, "" if backend == "flex" else backend] if f)
+    if features:
+        cmd += ["--features", features]
     cmd += ["--", plan, str(repeats), backend]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(re.search(r"^\{.*\}$", out, re.M).group(0))
@@ -139,8 +140,11 @@ def main():
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--backend", default="flex", choices=["flex", "tch"],
                     help="xbn's backend (tch: run with the environment of tools/backend_tests.sh)")
+    ap.add_argument("--features", default="",
+                    help="more cargo features for the xbn side (e.g. ndarray, to reuse the "
+                         "test command's build)")
     args = ap.parse_args()
-    x = xbn_side(args.plan, args.repeats, args.backend)
+    x = xbn_side(args.plan, args.repeats, args.backend, args.features)
     t = torch_side(args.python, args.plan, args.repeats, args.threads)
     print(f"ResNet-20 {args.plan}, batch 128, one training step, ms ({args.threads} threads)\n")
     print(f"| part | xbn ({args.backend}) | PyTorch | xbn / PyTorch |")
